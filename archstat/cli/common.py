@@ -1,0 +1,84 @@
+"""Options and output handling shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+
+from archstat.reports.writers import FORMATS, render, write_atomic
+
+__all__ = ["add_input_options", "add_output_options", "emit", "progress", "input_shape", "quiet_warnings"]
+
+T = TypeVar("T")
+
+
+def add_input_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input-size", metavar="CxHxW",
+                        help="input size, e.g. 3x224x224 or 224x224 (default: the size each model was published at)")
+    parser.add_argument("--batch", type=int, default=1, metavar="N", help="batch size (default 1)")
+    parser.add_argument("--bias", action="store_true",
+                        help="count bias additions as multiply-adds (thop's habit; off as in torchvision's figures)")
+    parser.add_argument("--device", choices=("meta", "cpu"), default="meta",
+                        help="run the model on meta (default: no memory, falls back to cpu when needed) or cpu")
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    parser.add_argument("--out", metavar="FILE", help="write to FILE (atomically) instead of stdout")
+
+
+def input_shape(args: argparse.Namespace) -> tuple[int, ...] | None:
+    """The full input shape from ``--input-size``/``--batch``; None means each model's own size."""
+    from archstat.api import parse_input_size
+    from archstat.errors import ArchstatError
+
+    if args.batch < 1:
+        raise ArchstatError(f"--batch must be at least 1, got {args.batch}")
+    return parse_input_size(args.input_size, args.batch) if args.input_size else None
+
+
+def emit(args: argparse.Namespace, text: str) -> None:
+    """Print ``text`` or write it to ``--out`` atomically."""
+    if args.out:
+        with write_atomic(args.out) as fh:
+            fh.write(text)
+        print(f"archstat: wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
+def tables(args: argparse.Namespace, parts: Sequence[tuple[str, list[dict], Sequence[str]]]) -> str:
+    """Render titled tables; machine formats (csv, json) take the first table only."""
+    if args.format in ("csv", "json"):
+        _, rows, numeric = parts[0]
+        return render(rows, args.format, numeric=numeric)
+    blocks = [render(rows, args.format, caption=title, numeric=numeric) for title, rows, numeric in parts]
+    return "\n".join(blocks)
+
+
+def progress(items: Sequence[T], desc: str) -> Iterator[T]:
+    """A progress bar on stderr for more than one item (silent when stderr is not a terminal)."""
+    if len(items) < 2:
+        yield from items
+        return
+    from tqdm import tqdm
+
+    yield from tqdm(items, desc=desc, unit="model", file=sys.stderr, disable=None, leave=False)
+
+
+def quiet_warnings(fn: Callable[[], T]) -> tuple[T, list[str]]:
+    """Run ``fn`` collecting archstat's warnings (shown once, as lines, by the caller)."""
+    from archstat.errors import FormulaMismatchWarning, UncountedOpWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fn()
+    lines = [str(w.message) for w in caught if issubclass(w.category, (UncountedOpWarning, FormulaMismatchWarning))]
+    return result, list(dict.fromkeys(lines))
+
+
+def warn_lines(lines: Iterable[str]) -> None:
+    for line in lines:
+        print(f"warning: {line}", file=sys.stderr)

@@ -1,0 +1,54 @@
+"""``archstat layers MODEL``: the per-op breakdown, by module depth, or by layer type."""
+
+from __future__ import annotations
+
+import argparse
+
+from archstat.cli.common import (add_input_options, add_output_options, emit, input_shape, quiet_warnings, tables,
+                                 warn_lines)
+from archstat.reports.stats_tables import depth_rows, kind_rows, layer_rows, summary_rows
+
+_NUMERIC = ("params", "MAdds (M)", "FLOPs (M)", "mem access (K el.)", "ops", "MAdds share", "params share",
+            "madds", "flops", "mem_access", "uncounted", "params (M)", "MAdds (G)", "FLOPs (G)",
+            "mem access (M el.)", "mem access (MB)")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "layers", help="per-op breakdown of one model (or by module depth / layer type)",
+        description="Print every op the counter recorded (qualified name, type, shapes, params, MAdds, FLOPs, "
+                    "memory access; ops archstat does not know are marked UNCOUNTED), followed by the share of "
+                    "multiply-adds and params per layer type (as in the MobileNet paper, Table 2).")
+    p.add_argument("model", help="model name (zoo, torchvision, timm:<name>)")
+    p.add_argument("--depth", type=int, metavar="N", help="aggregate by module name truncated to N components")
+    p.add_argument("--by-type", action="store_true", help="print only the per-layer-type summary")
+    add_input_options(p)
+    add_output_options(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import archstat
+    from archstat.errors import ArchstatError
+
+    if args.depth is not None and args.depth < 1:
+        raise ArchstatError(f"--depth must be at least 1, got {args.depth}")
+    stats, lines = quiet_warnings(lambda: archstat.count(args.model, input_shape(args), count_bias=args.bias,
+                                                         device=args.device))
+    warn_lines(lines)
+    human = args.format not in ("csv", "json")
+    by_type = ("by layer type", kind_rows(stats, human), _NUMERIC)
+    if args.by_type:
+        parts = [by_type]
+    elif args.depth is not None:
+        parts = [(f"{stats.model}: by module, depth {args.depth}", depth_rows(stats, args.depth, human), _NUMERIC),
+                 by_type]
+    else:
+        parts = [(f"{stats.model}: {len(stats.records)} ops", layer_rows(stats, human), _NUMERIC), by_type]
+    if human:
+        parts.append(("total", summary_rows([stats], human), _NUMERIC))
+    text = tables(args, parts)
+    if human and stats.notes:
+        text += "\n" + "\n".join(f"note: {n}" for n in stats.notes) + "\n"
+    emit(args, text)
+    return 0

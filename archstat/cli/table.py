@@ -1,0 +1,50 @@
+"""``archstat table``: params, multiply-adds, FLOPs and memory access of models, one row each."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from archstat.cli.common import (add_input_options, add_output_options, emit, input_shape, progress, quiet_warnings,
+                                 tables, warn_lines)
+from archstat.reports.stats_tables import SUMMARY_NUMERIC, summary_rows
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "table", help="one row per model: params, MAdds, FLOPs, memory access",
+        description="Count models and print one row each: params (M), multiply-adds (G), FLOPs (G, 2 per "
+                    "multiply-add plus element-wise work) and memory access (M elements read and written, and MB "
+                    "at fp32). CSV and JSON keep raw integers: model,input,params,madds,flops,mem_access,...")
+    p.add_argument("--models", required=True, metavar="NAMES",
+                   help="comma-separated names or globs: resnet50,se_resnet50 | 'resnet*' | 'timm:seresnet*'")
+    add_input_options(p)
+    add_output_options(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import archstat
+    from archstat.errors import ArchstatError
+
+    names = archstat.resolve_names(args.models)
+    shape = input_shape(args)
+    results, failures, notes = [], [], []
+    for name in progress(names, "counting"):
+        try:
+            stats, lines = quiet_warnings(lambda: archstat.count(name, shape, count_bias=args.bias,
+                                                                 device=args.device))
+        except ArchstatError as exc:
+            if len(names) == 1:
+                raise
+            failures.append(f"{name}: {exc}")
+            continue
+        results.append(stats)
+        notes += lines
+    warn_lines(notes)
+    if results:
+        rows = summary_rows(results, human=args.format not in ("csv", "json"))
+        emit(args, tables(args, [("", rows, SUMMARY_NUMERIC)]))
+    for failure in failures:
+        print(f"archstat: error: {failure}", file=sys.stderr)
+    return 2 if failures else 0

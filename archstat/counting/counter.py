@@ -1,0 +1,250 @@
+"""The hook-based counter: run a model once and record every op it executes.
+
+Two observers work together, and never on the same op:
+
+* forward pre/post hooks on every submodule keep the qualified name of the module
+  being run; for a module with a registered handler (``nn.Conv2d``,
+  ``nn.MultiheadAttention`` ...) the pre-hook evaluates the handler's formula from the
+  module's hyper-parameters and input shapes, and everything the module does inside
+  is *suppressed* (not recorded again);
+* a :class:`~torch.overrides.TorchFunctionMode`, active only during the run, sees
+  every torch function and tensor method called outside such modules (``x + y``,
+  ``torch.cat``, ``F.interpolate``, ``q @ k.transpose(-2, -1)``) and maps it to a formula
+  through :mod:`archstat.counting.handlers`.
+
+Nothing is stored on the user's model: hooks are removed and training flags restored
+when the run ends, whatever happens. The model runs on the ``meta`` device by
+default (see :func:`run_counter`), so no activation memory is allocated.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from dataclasses import replace
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from archstat.counting.handlers import FREE, FormulaCall, call_handler, handler_for_module, normalise_name
+from archstat.counting.stats import OpRecord, format_shape
+from archstat.errors import FormulaMismatchWarning, InputTooSmallError
+from archstat.formulas import Cost, OpCost, ShapeError
+
+__all__ = ["OpCounter"]
+
+
+def _flat_tensors(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _flat_tensors(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _flat_tensors(v)]
+    return []
+
+
+def _observed_shapes(output: Any) -> list[tuple[int, ...]]:
+    return [tuple(t.shape) for t in _flat_tensors(output)]
+
+
+def _shapes_agree(predicted: Any, observed: list[tuple[int, ...]]) -> bool:
+    """Does the formula's output shape match what torch produced? (Unbatched inputs were
+    given a batch of 1 by the handler, so a leading 1 may be missing in ``observed``.)"""
+    if not observed:
+        return True
+    wanted = list(predicted) if predicted and isinstance(predicted[0], tuple) else [tuple(predicted)]
+    got = observed[: len(wanted)]
+    return all(w == g or (len(w) == len(g) + 1 and w[0] == 1 and w[1:] == g) for w, g in zip(wanted, got))
+
+
+class _Interceptor(TorchFunctionMode):
+    """Forwards every torch function call to :meth:`OpCounter.on_function`."""
+
+    def __init__(self, counter: "OpCounter") -> None:
+        super().__init__()
+        self.counter = counter
+
+    def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if not self.counter.suppressed:
+            self.counter.on_function(func, args, kwargs, out)
+        return out
+
+
+class OpCounter:
+    """Records the ops of one forward pass of ``model``.
+
+    ``param_names`` maps ``id(tensor)`` of every parameter the run will see to its
+    canonical qualified name (with ``torch.func.functional_call`` these are the meta
+    stand-ins, not the user's tensors). Use :meth:`run`; read :attr:`records`.
+    """
+
+    def __init__(self, model: nn.Module, param_names: dict[int, str], count_bias: bool = False) -> None:
+        self.model = model
+        self.count_bias = count_bias
+        self.records: list[OpRecord] = []
+        self.free_ops = 0
+        self.mismatches: list[str] = []
+        self._param_names = dict(param_names)
+        self._param_views: list[torch.Tensor] = []  # keeps ids of parameter views valid
+        self._attributed: set[str] = set()
+        self._module_names = {id(m): name for name, m in model.named_modules()}
+        canonical = {id(p): name for name, p in model.named_parameters()}
+        self._module_params = {
+            id(m): [(canonical[id(p)], p.numel()) for p in m.parameters(recurse=False)] for m in model.modules()
+        }
+        self._stack: list[str] = []
+        self._pending: list[tuple[nn.Module, FormulaCall, OpCost, tuple] | None] = []
+        self._suppress = 0
+        self._op_index: Counter[str] = Counter()
+
+    # ----------------------------------------------------------------- running
+
+    @property
+    def suppressed(self) -> bool:
+        return self._suppress > 0
+
+    @property
+    def attributed(self) -> frozenset[str]:
+        """Canonical names of the parameters some recorded op used."""
+        return frozenset(self._attributed)
+
+    @property
+    def current_module(self) -> str:
+        """Qualified name of the innermost module running now (``""`` for the root)."""
+        return self._stack[-1] if self._stack else ""
+
+    def run(self, call: Callable[[], Any]) -> Any:
+        """Run ``call()`` (which runs the model) with hooks and the interceptor in place.
+
+        The model is put in eval mode for the run; every module's training flag and
+        the hook dictionaries are restored afterwards, also on error.
+        """
+        modes = {m: m.training for m in self.model.modules()}
+        handles = []
+        try:
+            for m in self.model.modules():
+                handles.append(m.register_forward_pre_hook(self._pre_hook, with_kwargs=True))
+                handles.append(m.register_forward_hook(self._post_hook, with_kwargs=True))
+            self.model.eval()
+            with torch.no_grad(), _Interceptor(self):
+                return call()
+        finally:
+            for h in handles:
+                h.remove()
+            for m, training in modes.items():
+                m.training = training
+
+    # ----------------------------------------------------------------- modules
+
+    def _pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        name = self._module_names.get(id(module), type(module).__name__)
+        self._stack.append(name)
+        handler = None if self.suppressed else handler_for_module(module)
+        if handler is None:
+            self._pending.append(None)
+            return
+        try:
+            call = handler(module, args, kwargs)
+            op = FREE if call is FREE else call.evaluate(count_bias=self.count_bias)
+        except ShapeError as exc:
+            shapes = format_shape(tuple(tuple(t.shape) for t in _flat_tensors(args)))
+            raise InputTooSmallError(
+                f"layer '{name or type(module).__name__}' ({type(module).__name__}) cannot take input {shapes}: {exc}"
+            ) from None
+        self._pending.append((module, call, op, tuple(tuple(t.shape) for t in _flat_tensors(args))))
+        self._suppress += 1
+
+    def _post_hook(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        entry = self._pending.pop()
+        name = self._stack.pop()
+        if entry is None:
+            return
+        self._suppress -= 1
+        _, call, op, in_shapes = entry
+        if call is FREE:
+            self.free_ops += 1
+            return
+        params = op.cost.params
+        owned = self._module_params.get(id(module), [])
+        note = ""
+        if owned and params != sum(n for _, n in owned) and not (self._attributed & {p for p, _ in owned}):
+            note = f"formula gives {params:,} params, module holds {sum(n for _, n in owned):,}"
+        params -= sum(n for p, n in owned if p in self._attributed)
+        self._attributed.update(p for p, _ in owned)
+        self._record(name or type(module).__name__, name, type(module).__name__, call, op, in_shapes,
+                     output, max(params, 0), note)
+
+    # ----------------------------------------------------------------- functions
+
+    def on_function(self, func: Callable, args: tuple, kwargs: dict, out: Any) -> None:
+        """Record one torch function call made outside any handled module."""
+        outputs = _flat_tensors(out)
+        if not outputs:
+            return  # metadata: size(), dim(), shape ...
+        name = normalise_name(func)
+        operands = _flat_tensors(args) + _flat_tensors(kwargs)
+        param_operands = [self._param_names[id(t)] for t in operands if id(t) in self._param_names]
+        try:
+            call = call_handler(name, func, args, kwargs, out)
+        except Exception as exc:  # a known op with arguments its handler cannot read
+            self._uncounted(name, func, operands, out, f"handler failed: {type(exc).__name__}: {exc}")
+            return
+        if call is None:
+            self._uncounted(name, func, operands, out, "unknown op: not counted")
+            return
+        if call is FREE:
+            self.free_ops += 1
+            if param_operands:  # a view of a parameter is still that parameter
+                for t in outputs:
+                    self._param_names[id(t)] = param_operands[0]
+                    self._param_views.append(t)
+            return
+        first_use = {p for p in param_operands if p not in self._attributed}
+        numels = {self._param_names[id(t)]: t.numel() for t in operands if id(t) in self._param_names}
+        if call.formula == "elementwise" and param_operands:
+            call = replace(call, kwargs={**call.kwargs, "params": sum(numels[p] for p in set(param_operands))})
+        try:
+            op = call.evaluate(count_bias=self.count_bias)
+        except (ShapeError, ValueError, TypeError, KeyError) as exc:
+            self._uncounted(name, func, operands, out, f"formula failed: {exc}")
+            return
+        self._attributed.update(first_use)
+        params = sum(numels[p] for p in first_use) if param_operands else 0
+        module = self.current_module
+        self._record(self._function_row_name(module, name), module, name, call, op,
+                     tuple(tuple(t.shape) for t in operands), out, params, "")
+
+    def _function_row_name(self, module: str, op: str) -> str:
+        key = f"{module}:{op}" if module else op
+        self._op_index[key] += 1
+        n = self._op_index[key]
+        return key if n == 1 else f"{key}#{n}"
+
+    def _uncounted(self, name: str, func: Callable, operands: list[torch.Tensor], out: Any, note: str) -> None:
+        module = self.current_module
+        qualified = f"{getattr(func, '__module__', None) or 'torch.Tensor'}.{getattr(func, '__name__', name)}"
+        self.records.append(OpRecord(
+            name=self._function_row_name(module, name), module=module, type=qualified, kind="uncounted",
+            input_shapes=tuple(tuple(t.shape) for t in operands),
+            output_shape=tuple(_observed_shapes(out)[0]) if _observed_shapes(out) else (),
+            cost=Cost(), counted=False, call=None, note=note))
+
+    # ----------------------------------------------------------------- shared
+
+    def _record(self, name: str, module: str, type_name: str, call: FormulaCall, op: OpCost,
+                in_shapes: tuple, output: Any, params: int, note: str) -> None:
+        observed = _observed_shapes(output)
+        if not _shapes_agree(op.output_shape, observed):
+            note = (note + "; " if note else "") + (
+                f"formula predicts output {format_shape(op.output_shape)}, torch gave {format_shape(tuple(observed))}")
+        if note:
+            self.mismatches.append(f"{name}: {note}")
+            warnings.warn(f"archstat: {name}: {note}", FormulaMismatchWarning, stacklevel=2)
+        cost = Cost(params, op.cost.madds, op.cost.flops, op.cost.mem_access)
+        self.records.append(OpRecord(name=name, module=module, type=type_name, kind=op.kind, input_shapes=in_shapes,
+                                     output_shape=op.output_shape, cost=cost, counted=True, call=call, note=note))

@@ -1,0 +1,142 @@
+"""What a count returns: one :class:`OpRecord` per op, summed into :class:`ModelStats`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from archstat.formulas import Cost, Shape
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from archstat.counting.handlers import FormulaCall
+
+__all__ = ["OpRecord", "ModelStats", "LAYER_COLUMNS", "format_shape"]
+
+#: Columns of :attr:`ModelStats.layers`, in order.
+LAYER_COLUMNS = ("name", "module", "type", "kind", "input_shapes", "output_shape", "params", "madds", "flops",
+                 "mem_access", "counted", "note")
+
+
+def format_shape(shape: Shape | tuple | None) -> str:
+    """``(1, 3, 224, 224)`` -> ``"1x3x224x224"``; several shapes are joined with ``", "``."""
+    if shape is None:
+        return ""
+    if shape and all(isinstance(s, tuple) for s in shape):
+        return ", ".join(format_shape(s) for s in shape)
+    return "x".join(map(str, shape)) if shape else "scalar"
+
+
+@dataclass
+class OpRecord:
+    """One op as the counter saw it.
+
+    ``name`` is the qualified module name for a module-level op (``layer1.0.conv1``)
+    or ``<module>:<function>`` for a functional op inside a module (``layer1.0:add``).
+    ``cost.params`` holds only parameters used here for the first time, so that a
+    module called twice, or a shared weight, is not counted twice. ``counted`` is
+    False for an op archstat does not know: its cost is zero *and* it is reported.
+    """
+
+    name: str
+    module: str
+    type: str
+    kind: str
+    input_shapes: tuple[Shape, ...]
+    output_shape: Shape | tuple[Shape, ...]
+    cost: Cost
+    counted: bool = True
+    call: "FormulaCall | None" = None
+    note: str = ""
+
+    def row(self) -> dict:
+        return {
+            "name": self.name, "module": self.module, "type": self.type, "kind": self.kind,
+            "input_shapes": self.input_shapes, "output_shape": self.output_shape, "params": self.cost.params,
+            "madds": self.cost.madds, "flops": self.cost.flops, "mem_access": self.cost.mem_access,
+            "counted": self.counted, "note": self.note,
+        }
+
+
+@dataclass
+class ModelStats:
+    """The cost of one model on one input.
+
+    ``params`` counts every unique ``nn.Parameter`` of the model (torchvision's
+    ``num_params`` convention), including any the forward pass never uses (those are
+    listed in ``unused_params``). ``madds``, ``flops`` and ``mem_access`` are sums over
+    the counted ops. ``mem_access`` is in elements; ``mem_access_bytes`` multiplies by
+    the dtype size.
+    """
+
+    model: str
+    input_shape: tuple[int, ...]
+    records: list[OpRecord]
+    params: int
+    device: str = "meta"
+    itemsize: int = 4
+    unused_params: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    free_ops: int = 0
+
+    @property
+    def madds(self) -> int:
+        return sum(r.cost.madds for r in self.records)
+
+    @property
+    def flops(self) -> int:
+        return sum(r.cost.flops for r in self.records)
+
+    @property
+    def mem_access(self) -> int:
+        return sum(r.cost.mem_access for r in self.records)
+
+    @property
+    def mem_access_bytes(self) -> int:
+        return self.mem_access * self.itemsize
+
+    @property
+    def uncounted(self) -> list[OpRecord]:
+        """Ops archstat does not know (each also raised an :class:`UncountedOpWarning`)."""
+        return [r for r in self.records if not r.counted]
+
+    @cached_property
+    def layers(self) -> "pd.DataFrame":
+        """One row per op, columns :data:`LAYER_COLUMNS`."""
+        import pandas as pd
+
+        return pd.DataFrame([r.row() for r in self.records], columns=list(LAYER_COLUMNS))
+
+    def by_kind(self) -> "pd.DataFrame":
+        """Totals and shares per layer type (MobileNet paper, Table 2: "Resource per layer type").
+
+        Columns: kind, ops, params, madds, flops, mem_access, madds_share, params_share
+        (shares in percent of the counted totals), sorted by madds.
+        """
+        df = self.layers
+        grouped = df.groupby("kind", sort=False).agg(
+            ops=("name", "size"), params=("params", "sum"), madds=("madds", "sum"), flops=("flops", "sum"),
+            mem_access=("mem_access", "sum")).reset_index()
+        for col in ("madds", "params"):
+            total = grouped[col].sum()
+            grouped[f"{col}_share"] = 100.0 * grouped[col] / total if total else 0.0
+        return grouped.sort_values(["madds", "params"], ascending=False, ignore_index=True)
+
+    def by_depth(self, depth: int) -> "pd.DataFrame":
+        """Totals per module, truncating qualified names to ``depth`` components
+        (``depth=1``: ``conv1``, ``layer1``, ...), in order of first appearance."""
+        df = self.layers.copy()
+        df["module"] = df["module"].map(lambda m: ".".join(m.split(".")[:depth]) if m else "(root)")
+        return df.groupby("module", sort=False).agg(
+            ops=("name", "size"), params=("params", "sum"), madds=("madds", "sum"), flops=("flops", "sum"),
+            mem_access=("mem_access", "sum"), uncounted=("counted", lambda c: int((~c).sum()))).reset_index()
+
+    def summary(self) -> dict:
+        """The model-level figures as plain values (one row of ``archstat table``)."""
+        return {
+            "model": self.model, "input": "x".join(map(str, self.input_shape)), "params": self.params,
+            "madds": self.madds, "flops": self.flops, "mem_access": self.mem_access,
+            "mem_access_bytes": self.mem_access_bytes, "uncounted": len(self.uncounted), "device": self.device,
+        }

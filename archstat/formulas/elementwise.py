@@ -1,0 +1,49 @@
+"""Element-wise ops: activations, arithmetic between tensors, softmax.
+
+One flop per output element (a transcendental such as ``exp`` inside SiLU or GELU
+counts as one as well: this is a convention, not a hardware instruction count), no
+multiply-adds. mem_access: every input tensor once (a broadcast operand such as the
+SE scale ``s`` of shape ``(N, C, 1, 1)`` is read once) plus the output. An in-place op
+(``relu(inplace=True)``, ``x += y``) still reads and writes its tensor; the "fused"
+cache model of :mod:`archstat.formulas.memory` is the one that makes it free.
+"""
+
+from __future__ import annotations
+
+from archstat.formulas.core import Cost, OpCost, Shape, formula, numel
+from archstat.formulas.linear import broadcast_shapes
+
+__all__ = ["elementwise", "ACTIVATIONS", "ELEMENTWISE_OPS"]
+
+#: Activation functions the counter recognises (module class names, lower-cased, and
+#: functional names). Each costs one flop per output element.
+ACTIVATIONS = frozenset({
+    "relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "selu", "celu", "gelu", "sigmoid",
+    "hardsigmoid", "tanh", "hardtanh", "silu", "swish", "mish", "hardswish", "softplus", "softsign",
+    "tanhshrink", "threshold", "logsigmoid", "glu", "softshrink", "hardshrink", "quick_gelu",
+})
+
+#: Other element-wise ops: arithmetic and comparisons between tensors, unary math,
+#: softmax. Each costs one flop per output element.
+ELEMENTWISE_OPS = frozenset({
+    "add", "sub", "mul", "div", "true_divide", "floor_divide", "remainder", "fmod", "pow",
+    "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or",
+    "bitwise_and", "bitwise_or", "where", "masked_fill", "addcmul", "addcdiv", "lerp", "rsub",
+    "clamp", "clip", "abs", "neg", "exp", "log", "sqrt", "rsqrt", "reciprocal", "erf", "square",
+    "sign", "floor", "ceil", "round", "sin", "cos", "logical_not", "softmax", "log_softmax",
+    "normalize", "isnan", "isinf", "nan_to_num",
+})
+
+
+@formula("elementwise")
+def elementwise(op: str, *shapes: Shape, params: int = 0) -> OpCost:
+    """Element-wise ``op`` over tensors of ``shapes`` (broadcast together).
+
+    flops: ``numel(output)``. mem_access: ``sum(numel(inputs)) + numel(output)``.
+    A python scalar operand is not a tensor and is not passed here. ``params`` is the
+    size of operands that are learnable (PReLU's slopes, ConvNeXt's layer scale, ViT's
+    position embedding): they are among ``shapes`` already, so mem_access is unchanged.
+    """
+    out = broadcast_shapes(*shapes)
+    return OpCost(Cost(params=params, flops=numel(out), mem_access=sum(numel(s) for s in shapes) + numel(out)),
+                  out, op)

@@ -1,0 +1,119 @@
+"""Ops that move data without arithmetic: concat, split, channel shuffle, copies,
+padding, interpolation, fills.
+
+ShuffleNet V2 (Ma et al., arXiv:1807.11164, G3/G4) stresses that these cost no
+FLOPs but real memory access. Each is counted as reading its inputs and writing its
+outputs once. Pure views (``view``, ``reshape`` of a contiguous tensor, ``flatten``,
+``permute``, ``transpose``, slicing) move nothing and cost nothing; the counter
+treats them as free, never as unknown.
+"""
+
+from __future__ import annotations
+
+from math import floor
+from typing import Sequence
+
+from archstat.formulas.core import Cost, OpCost, Shape, ShapeError, expand, formula, numel
+
+__all__ = ["concat", "split", "copy", "channel_shuffle", "pad", "interpolate", "fill", "INTERPOLATION_TAPS"]
+
+
+@formula("concat")
+def concat(shapes: Sequence[Shape], dim: int = 0) -> OpCost:
+    """``torch.cat``: flops 0; mem_access = inputs + output (2x the output size)."""
+    first = tuple(shapes[0])
+    d = dim % len(first)
+    for s in shapes[1:]:
+        if len(s) != len(first) or any(a != b for i, (a, b) in enumerate(zip(s, first)) if i != d):
+            raise ShapeError(f"cannot concatenate shapes {[tuple(s) for s in shapes]} along dim {dim}")
+    out = (*first[:d], sum(s[d] for s in shapes), *first[d + 1:])
+    return OpCost(Cost(mem_access=sum(numel(s) for s in shapes) + numel(out)), out, "cat")
+
+
+@formula("split")
+def split(input_shape: Shape, sizes: Sequence[int], dim: int = 0) -> OpCost:
+    """``torch.split`` / ``chunk`` into pieces of ``sizes`` along ``dim``.
+
+    torch returns views, but a channel split feeds separate branches and, in the
+    ShuffleNet V2 accounting, reads the input once and writes each piece once:
+    mem_access = ``2 * numel(input)``; flops 0.
+    """
+    d = dim % len(input_shape)
+    if sum(sizes) != input_shape[d]:
+        raise ShapeError(f"split sizes {list(sizes)} do not add up to {input_shape[d]}")
+    outs = tuple((*input_shape[:d], s, *input_shape[d + 1:]) for s in sizes)
+    return OpCost(Cost(mem_access=2 * numel(input_shape)), outs, "split")
+
+
+@formula("copy")
+def copy(input_shape: Shape, kind: str = "copy") -> OpCost:
+    """A materialising copy (``contiguous`` of a permuted tensor, ``roll``, dtype cast).
+
+    mem_access: ``2 * numel``; flops 0.
+    """
+    return OpCost(Cost(mem_access=2 * numel(input_shape)), tuple(input_shape), kind)
+
+
+@formula("channel_shuffle")
+def channel_shuffle(input_shape: Shape, groups: int) -> OpCost:
+    """ShuffleNet's channel shuffle (reshape to ``(g, C/g)``, transpose, flatten).
+
+    Zhang et al., arXiv:1707.01083, Sec. 3.1. mem_access: ``2 * numel``; flops 0.
+    """
+    if input_shape[1] % groups:
+        raise ShapeError(f"channel shuffle: {groups} groups do not divide {input_shape[1]} channels")
+    return OpCost(Cost(mem_access=2 * numel(input_shape)), tuple(input_shape), "shuffle")
+
+
+@formula("pad")
+def pad(input_shape: Shape, padding: Sequence[int]) -> OpCost:
+    """``F.pad``: ``padding`` as torch gives it (last dim first, ``(left, right, ...)``).
+
+    mem_access: input + output; flops 0.
+    """
+    if len(padding) % 2 or len(padding) // 2 > len(input_shape):
+        raise ShapeError(f"padding {list(padding)} does not fit shape {tuple(input_shape)}")
+    out = list(input_shape)
+    for i in range(len(padding) // 2):
+        out[-1 - i] += padding[2 * i] + padding[2 * i + 1]
+    if any(s <= 0 for s in out):
+        raise ShapeError(f"padding {list(padding)} makes shape {tuple(input_shape)} empty")
+    return OpCost(Cost(mem_access=numel(input_shape) + numel(out)), tuple(out), "pad")
+
+
+#: Input elements combined per output element by each interpolation mode.
+INTERPOLATION_TAPS = {"nearest": 1, "nearest-exact": 1, "area": 1, "linear": 2, "bilinear": 4,
+                      "trilinear": 8, "bicubic": 16}
+
+
+@formula("interpolate")
+def interpolate(input_shape: Shape, size: int | Sequence[int] | None = None,
+                scale_factor: float | Sequence[float] | None = None, mode: str = "nearest") -> OpCost:
+    """``F.interpolate`` / ``nn.Upsample`` over ``(N, C, *spatial)``.
+
+    Output size: ``size``, else ``floor(in * scale_factor)``. flops: output elements x
+    taps of the mode (:data:`INTERPOLATION_TAPS`: nearest 1, bilinear 4, bicubic 16 ...).
+    mem_access: input + output.
+    """
+    nd = len(input_shape) - 2
+    if size is not None:
+        out_spatial = expand(size, nd, "size")
+    elif scale_factor is not None:
+        factors = (scale_factor,) * nd if isinstance(scale_factor, (int, float)) else tuple(scale_factor)
+        out_spatial = tuple(floor(i * f) for i, f in zip(input_shape[2:], factors))
+    else:
+        raise ShapeError("interpolate needs size or scale_factor")
+    out = (*input_shape[:2], *out_spatial)
+    if any(s <= 0 for s in out):
+        raise ShapeError(f"interpolate to {out} is empty")
+    taps = INTERPOLATION_TAPS.get(mode, 1)
+    return OpCost(Cost(flops=numel(out) * taps, mem_access=numel(input_shape) + numel(out)), out,
+                  f"interpolate {mode}")
+
+
+@formula("fill")
+def fill(output_shape: Shape) -> OpCost:
+    """A tensor created in the forward pass (``zeros``, ``new_zeros``, ``arange``,
+    ``x[idx] = v``): mem_access = the elements written; flops 0."""
+    return OpCost(Cost(mem_access=numel(output_shape)), tuple(output_shape), "fill")
+

@@ -1,0 +1,88 @@
+"""Pooling and reductions.
+
+A pooling window combines its elements with one comparison (max) or addition (avg)
+each, so ``flops = output elements * window size`` (the nominal window, padded taps
+included, like the conv formulas). Reductions (``mean``, ``sum``, ``amax`` ...) cost one
+flop per input element. No multiply-adds: papers do not count pooling.
+"""
+
+from __future__ import annotations
+
+from math import prod
+from typing import Sequence
+
+from archstat.formulas.core import Cost, IntOrSeq, OpCost, Shape, ShapeError, expand, formula, numel
+from archstat.formulas.shapes import adaptive_windows, pool_output_size
+
+__all__ = ["pool", "adaptive_pool", "reduction"]
+
+
+@formula("pool")
+def pool(
+    input_shape: Shape,
+    kernel_size: IntOrSeq,
+    stride: IntOrSeq | None = None,
+    padding: IntOrSeq = 0,
+    dilation: IntOrSeq = 1,
+    ceil_mode: bool = False,
+    mode: str = "max",
+    spatial_dims: int | None = None,
+) -> OpCost:
+    """Max / average pooling over the last ``spatial_dims`` dimensions of ``input_shape``.
+
+    Output size: :func:`~archstat.formulas.shapes.pool_output_size`.
+    flops: ``numel(output) * prod(kernel)``. mem_access: input + output.
+    """
+    nd = spatial_dims or len(input_shape) - 2
+    lead, spatial = tuple(input_shape[:-nd]), tuple(input_shape[-nd:])
+    k = expand(kernel_size, nd, "kernel_size")
+    out = (*lead, *pool_output_size(spatial, k, stride, padding, dilation, ceil_mode))
+    return OpCost(
+        Cost(flops=numel(out) * prod(k), mem_access=numel(input_shape) + numel(out)),
+        out,
+        f"{mode} pool {'x'.join(map(str, k))}",
+    )
+
+
+@formula("adaptive_pool")
+def adaptive_pool(input_shape: Shape, output_size: IntOrSeq | Sequence[int | None], mode: str = "avg",
+                  spatial_dims: int | None = None) -> OpCost:
+    """Adaptive max / average pooling to ``output_size`` (``None`` keeps that input size).
+
+    flops: the exact number of elements combined, ``prod_d sum_i window_d(i)`` per
+    channel (windows from :func:`~archstat.formulas.shapes.adaptive_windows`); a global
+    average pool over ``H x W`` costs ``N C H W``. mem_access: input + output.
+    """
+    if isinstance(output_size, int):
+        nd = spatial_dims or len(input_shape) - 2
+        sizes: tuple = (output_size,) * nd
+    else:
+        sizes = tuple(output_size)
+        nd = len(sizes)
+    lead, spatial = tuple(input_shape[:-nd]), tuple(input_shape[-nd:])
+    out_spatial = tuple(i if o is None else int(o) for i, o in zip(spatial, sizes))
+    combined = prod(sum(adaptive_windows(i, o)) for i, o in zip(spatial, out_spatial))
+    out = (*lead, *out_spatial)
+    return OpCost(
+        Cost(flops=numel(lead) * combined, mem_access=numel(input_shape) + numel(out)),
+        out,
+        f"adaptive {mode} pool",
+    )
+
+
+@formula("reduction")
+def reduction(input_shape: Shape, dims: Sequence[int] | int | None = None, keepdim: bool = False,
+              op: str = "mean") -> OpCost:
+    """``mean`` / ``sum`` / ``amax`` ... over ``dims`` (all dims when ``None``).
+
+    flops: one per input element. mem_access: input + output.
+    """
+    ndim = len(input_shape)
+    if dims is None or (not isinstance(dims, int) and len(dims) == 0):
+        reduced = set(range(ndim))
+    else:
+        reduced = {d % ndim if ndim else 0 for d in ((dims,) if isinstance(dims, int) else dims)}
+        if any(not -ndim <= d < max(ndim, 1) for d in ((dims,) if isinstance(dims, int) else dims)):
+            raise ShapeError(f"reduction over dims {dims} of a {ndim}-d tensor")
+    out = tuple(1 if i in reduced else s for i, s in enumerate(input_shape) if keepdim or i not in reduced)
+    return OpCost(Cost(flops=numel(input_shape), mem_access=numel(input_shape) + numel(out)), out, op)
