@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-__all__ = ["Published", "published_rows", "published", "PublishedLookupError"]
+__all__ = ["Published", "published_rows", "published", "PublishedLookupError", "agrees_with_printed"]
 
 _SUFFIX = {"K": 1e3, "M": 1e6, "G": 1e9, "B": 1e9}
 _UNIT_SCALE = {
@@ -90,3 +90,17 @@ def published(*, model: str, metric: str, source: str = "", table: str = "", var
             f"{len(hits)} published rows for model={model!r} metric={metric!r} source~{source!r} table~{table!r}"
             f" variant={variant!r}")
     return hits[0]
+
+
+def agrees_with_printed(measured: float, printed: str, rel_tol: float) -> bool:
+    """Does ``measured`` agree with a figure printed as ``printed`` (e.g. ``"0.057"``)?
+
+    Yes when within ``rel_tol`` (relative), or when it rounds to the printed digits: a
+    figure printed as 0.057 only says "between 0.0565 and 0.0575", a 0.9% window, so a
+    0.5% test would demand more precision than the publication has.
+    """
+    value = float(printed)
+    if abs(measured - value) <= rel_tol * abs(value):
+        return True
+    decimals = len(printed.partition(".")[2])
+    return round(measured, decimals) == round(value, decimals)

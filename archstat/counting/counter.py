@@ -94,9 +94,10 @@ class OpCounter:
         self._attributed: set[str] = set()
         self._module_names = {id(m): name for name, m in model.named_modules()}
         canonical = {id(p): name for name, p in model.named_parameters()}
-        self._module_params = {
-            id(m): [(canonical[id(p)], p.numel()) for p in m.parameters(recurse=False)] for m in model.modules()
-        }
+        # Taken before the run (functional_call swaps in stand-ins). A handled module answers
+        # for its whole subtree: nn.MultiheadAttention owns out_proj.
+        self._owned = {id(m): [(canonical[id(p)], p.numel()) for p in m.parameters()]
+                       for m in model.modules() if handler_for_module(m) is not None}
         self._stack: list[str] = []
         self._pending: list[tuple[nn.Module, FormulaCall, OpCost, tuple] | None] = []
         self._suppress = 0
@@ -170,7 +171,7 @@ class OpCounter:
             self.free_ops += 1
             return
         params = op.cost.params
-        owned = self._module_params.get(id(module), [])
+        owned = self._owned.get(id(module), [])
         note = ""
         if owned and params != sum(n for _, n in owned) and not (self._attributed & {p for p, _ in owned}):
             note = f"formula gives {params:,} params, module holds {sum(n for _, n in owned):,}"

@@ -5,9 +5,10 @@ Source: the PyTorch documentation of ``nn.Conv2d`` / ``nn.ConvTranspose2d`` /
 
     H_out = floor((H_in + 2*padding - dilation*(kernel - 1) - 1) / stride + 1)
 
-(The seed's earlier shorthand ``Ho = (H + 2*padding + 1 - K) / stride`` is wrong: for
-``H=224, K=3, padding=1, stride=1`` it gives 225, not 224. The torch formula above is
-the one used here.)
+(The seed's earlier shorthand ``Ho = (H + 2*padding + 1 - K) / stride`` agrees only when
+the division rounds *up*; rounded down it loses an output whenever ``H + 2p - K`` is a
+multiple of the stride (``H=5, K=1, stride=2``: 2 instead of 3), and it has no dilation.
+The torch formula above is the one used here.)
 """
 
 from __future__ import annotations

@@ -46,6 +46,8 @@ def render(rows: Sequence[dict], fmt: str, columns: Sequence[str] | None = None,
            numeric: Sequence[str] = ()) -> str:
     """Render ``rows`` (dicts with the same keys) as ``fmt`` (one of :data:`FORMATS`).
 
+    LaTeX output uses booktabs rules (``\\usepackage{booktabs}``).
+
     ``columns`` picks and orders the keys. ``numeric`` names right-aligned columns in the
     text, Markdown and LaTeX forms. CSV and JSON keep the values as they are (raw
     integers stay raw); the other forms show ``str(value)``.
@@ -81,6 +83,8 @@ def render(rows: Sequence[dict], fmt: str, columns: Sequence[str] | None = None,
         return [v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right)]
 
     if fmt == "markdown":
+        cells = [[v.replace("|", r"\|") for v in row] for row in cells]
+        widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
         out = []
         if caption:
             out += [f"*{caption}*", ""]

@@ -1,0 +1,169 @@
+"""Each formula against a figure derived by hand (the derivation is in the comment)."""
+
+from __future__ import annotations
+
+import pytest
+
+from archstat.formulas import (FORMULAS, ShapeError, adaptive_pool, batch_norm, channel_shuffle, concat, conv,
+                               conv_kind, einsum, elementwise, formula, group_norm, interpolate, layer_norm, linear,
+                               matmul, multi_head_attention, pad, pool, reduction, scaled_dot_product_attention, split)
+
+
+def test_registry_refuses_a_second_formula_under_one_name() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        formula("conv")(lambda: None)
+
+
+def test_every_registered_formula_documents_itself() -> None:
+    for name, fn in FORMULAS.items():
+        assert fn.__doc__ and len(fn.__doc__.strip()) > 40, name
+
+
+def test_resnet_stem_conv() -> None:
+    # 7x7/2, 3->64 at 224: out 112x112; madds = 64*112*112 * 3*49 = 118,013,952; params 64*3*49 = 9,408
+    op = conv((1, 3, 224, 224), 64, 7, 2, 3, bias=False)
+    assert op.output_shape == (1, 64, 112, 112)
+    assert (op.cost.madds, op.cost.params, op.cost.flops) == (118_013_952, 9_408, 236_027_904)
+    # mem: input 150,528 + output 802,816 + weights 9,408
+    assert op.cost.mem_access == 150_528 + 802_816 + 9_408
+
+
+def test_bias_is_a_switch_for_madds_but_always_a_parameter() -> None:
+    # 1x1 conv 8->4 on 5x5: 100 outputs; bias adds 100 madds only with count_bias
+    plain = conv((1, 8, 5, 5), 4, 1, bias=True)
+    thop_like = conv((1, 8, 5, 5), 4, 1, bias=True, count_bias=True)
+    assert plain.cost.madds == 100 * 8 and thop_like.cost.madds == 100 * 8 + 100
+    assert plain.cost.params == thop_like.cost.params == 8 * 4 + 4
+
+
+def test_shufflenet_v2_g1_example_from_notes() -> None:
+    # NOTES.md convention 7: 56x56, c1=c2=128: B = 51,380,224 and MAC = 819,200 (the lower bound);
+    # (36, 432): MAC = 56*56*(36+432) + 36*432 = 1,467,648 + 15,552 = 1,483,200.
+    assert conv((1, 128, 56, 56), 128, 1, bias=False).cost.madds == 51_380_224
+    assert conv((1, 128, 56, 56), 128, 1, bias=False).cost.mem_access == 819_200
+    assert conv((1, 36, 56, 56), 432, 1, bias=False).cost.mem_access == 1_483_200
+
+
+@pytest.mark.parametrize("c_in,c_out,k,groups,dilation,expected", [
+    (32, 64, (1, 1), 1, (1, 1), "conv 1x1"),
+    (32, 32, (3, 3), 32, (1, 1), "conv dw 3x3"),
+    (32, 64, (3, 3), 32, (1, 1), "conv dw 3x3"),  # depth multiplier 2 is still depthwise
+    (64, 64, (3, 3), 32, (1, 1), "conv grouped 3x3"),
+    (240, 60, (1, 1), 3, (1, 1), "conv 1x1 grouped"),
+    (64, 64, (3, 3), 1, (2, 2), "conv 3x3 dilated"),
+    (3, 64, (7, 7), 1, (1, 1), "conv 7x7"),
+])
+def test_conv_kind_labels(c_in, c_out, k, groups, dilation, expected) -> None:
+    assert conv_kind(c_in, c_out, k, groups, dilation) == expected
+
+
+def test_groups_must_divide_channels() -> None:
+    with pytest.raises(ShapeError):
+        conv((1, 6, 8, 8), 4, 3, groups=4)
+
+
+def test_padding_same_and_valid() -> None:
+    assert conv((1, 2, 9, 9), 2, 3, padding="same").output_shape == (1, 2, 9, 9)
+    assert conv((1, 2, 9, 9), 2, 3, padding="valid").output_shape == (1, 2, 7, 7)
+    with pytest.raises(ShapeError):
+        conv((1, 2, 9, 9), 2, 3, stride=2, padding="same")
+
+
+def test_linear_over_tokens() -> None:
+    # ViT-B MLP fc1 over 197 tokens: 197*768*3072 = 464,781,312 madds; params 768*3072 + 3072
+    op = linear((1, 197, 768), 768, 3072)
+    assert op.cost.madds == 464_781_312 and op.cost.params == 2_362_368
+    with pytest.raises(ShapeError):
+        linear((1, 10), 12, 3)
+
+
+@pytest.mark.parametrize("a,b,out,madds", [
+    ((5,), (5,), (), 5),                      # dot product
+    ((3, 4), (4,), (3,), 12),                 # matrix-vector
+    ((4,), (4, 6), (6,), 24),                 # vector-matrix
+    ((2, 1, 3, 4), (5, 4, 2), (2, 5, 3, 2), 2 * 5 * 3 * 4 * 2),  # broadcast batch 2x5
+])
+def test_matmul_shapes_and_madds(a, b, out, madds) -> None:
+    op = matmul(a, b)
+    assert op.output_shape == out and op.cost.madds == madds
+
+
+def test_einsum_pairwise_contraction() -> None:
+    # 'bhqd,bhkd->bhqk' with b=2,h=3,q=4,k=5,d=8: one product per (b,h,q,k,d) = 960
+    op = einsum("bhqd,bhkd->bhqk", (2, 3, 4, 8), (2, 3, 5, 8))
+    assert op.output_shape == (2, 3, 4, 5) and op.cost.madds == 960
+    # implicit output, ellipsis: '...ij,...jk' = batched matmul over (7,): 7*2*3*4 = 168
+    op = einsum("...ij,...jk", (7, 2, 3), (7, 3, 4))
+    assert op.output_shape == (7, 2, 4) and op.cost.madds == 168
+    # three operands left to right: (i,j)x(j,k) costs i*j*k = 24, then (i,k)x(k,l) costs i*k*l = 40
+    op = einsum("ij,jk,kl->il", (2, 3), (3, 4), (4, 5))
+    assert op.output_shape == (2, 5) and op.cost.madds == 24 + 40
+
+
+def test_attention_formulas() -> None:
+    # SDPA, batch*heads = 2*12, L = S = 197, E = 64: scores 24*197*197*64 and the same again for V
+    op = scaled_dot_product_attention((2, 12, 197, 64), (2, 12, 197, 64), (2, 12, 197, 64))
+    assert op.cost.madds == 2 * 24 * 197 * 197 * 64
+    assert op.cost.flops == 2 * op.cost.madds + 24 * 197 * 197
+    # ViT-B/16 self-attention over 197 tokens: 4 projections 4*197*768*768 plus 2*197*197*768
+    mha = multi_head_attention((1, 197, 768), (1, 197, 768), (1, 197, 768), 768, 12, batch_first=True)
+    assert mha.cost.madds == 4 * 197 * 768 * 768 + 2 * 197 * 197 * 768
+    assert mha.cost.params == 4 * 768 * 768 + 4 * 768  # in_proj (3E x E + 3E) and out_proj (E x E + E)
+
+
+def test_normalisations() -> None:
+    bn = batch_norm((2, 16, 8, 8))
+    assert (bn.cost.params, bn.cost.madds, bn.cost.flops) == (32, 0, 2048)
+    assert bn.cost.mem_access == 2 * 2048 + 32 + 32  # in, out, gamma/beta, running mean/var
+    assert layer_norm((1, 197, 768), (768,)).cost.params == 2 * 768
+    assert layer_norm((1, 197, 768), (768,), bias=False).cost.params == 768
+    assert group_norm((1, 32, 4, 4), 8).cost.params == 64
+    with pytest.raises(ShapeError):
+        group_norm((1, 30, 4, 4), 8)
+
+
+def test_pooling_counts_elements_combined() -> None:
+    # 3x3/2 max pool on 64x112x112 -> 56x56: 64*56*56 outputs x 9 comparisons
+    op = pool((1, 64, 112, 112), 3, 2, 1)
+    assert op.output_shape == (1, 64, 56, 56) and op.cost.flops == 64 * 56 * 56 * 9
+    # global average pool over 2048x7x7 combines every element once
+    assert adaptive_pool((1, 2048, 7, 7), 1).cost.flops == 2048 * 49
+    # adaptive 5 -> 3 windows are 2,3,2 per dim: (2+3+2)^2 = 49 elements per channel
+    assert adaptive_pool((1, 1, 5, 5), (3, 3)).cost.flops == 49
+    assert adaptive_pool((1, 4, 6, 8), (None, 2)).output_shape == (1, 4, 6, 2)
+
+
+def test_reduction() -> None:
+    op = reduction((2, 8, 7, 7), (2, 3))
+    assert op.output_shape == (2, 8) and op.cost.flops == 2 * 8 * 49
+    assert reduction((2, 8, 7, 7), (-1, -2), keepdim=True).output_shape == (2, 8, 1, 1)
+    assert reduction((3, 4)).output_shape == ()
+
+
+def test_elementwise_broadcast_se_scale() -> None:
+    # SE scale x * s: x (1,256,56,56), s (1,256,1,1): one multiply per output element;
+    # memory: read x and s once, write the output.
+    op = elementwise("mul", (1, 256, 56, 56), (1, 256, 1, 1))
+    n = 256 * 56 * 56
+    assert op.cost.flops == n and op.cost.mem_access == n + 256 + n and op.cost.madds == 0
+    with pytest.raises(ShapeError):
+        elementwise("add", (2, 3), (4,))
+
+
+def test_data_movement_costs_memory_only() -> None:
+    cat = concat([(1, 58, 28, 28), (1, 58, 28, 28)], dim=1)
+    assert cat.output_shape == (1, 116, 28, 28)
+    assert cat.cost.flops == 0 and cat.cost.mem_access == 2 * 116 * 784
+    parts = split((1, 116, 28, 28), [58, 58], dim=1)
+    assert parts.output_shape == ((1, 58, 28, 28), (1, 58, 28, 28)) and parts.cost.mem_access == 2 * 116 * 784
+    assert channel_shuffle((1, 116, 28, 28), 2).cost.mem_access == 2 * 116 * 784
+    with pytest.raises(ShapeError):
+        channel_shuffle((1, 116, 28, 28), 3)
+    assert pad((1, 3, 4, 4), (1, 1, 2, 0)).output_shape == (1, 3, 6, 6)
+
+
+def test_interpolate() -> None:
+    # bilinear x2 of 1x8x10x10 -> 20x20: 3200 outputs, 4 taps each
+    op = interpolate((1, 8, 10, 10), scale_factor=2, mode="bilinear")
+    assert op.output_shape == (1, 8, 20, 20) and op.cost.flops == 3200 * 4
+    assert interpolate((1, 8, 10, 10), size=(5, 7)).output_shape == (1, 8, 5, 7)

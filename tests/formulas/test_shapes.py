@@ -1,0 +1,99 @@
+"""Output-size formulas against torch itself (on the meta device: shapes only, no memory)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from archstat.formulas import ShapeError, adaptive_windows, conv_output_size, conv_transpose_output_size, pool_output_size
+
+META = torch.device("meta")
+
+
+@st.composite
+def conv_geometry(draw, nd: int | None = None):
+    nd = nd or draw(st.integers(1, 3))
+    k = tuple(draw(st.integers(1, 5)) for _ in range(nd))
+    s = tuple(draw(st.integers(1, 4)) for _ in range(nd))
+    d = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+    p = tuple(draw(st.integers(0, 3)) for _ in range(nd))
+    size = tuple(draw(st.integers(1, 20)) for _ in range(nd))
+    return nd, size, k, s, p, d
+
+
+@settings(max_examples=200, deadline=None)
+@given(conv_geometry())
+def test_conv_output_size_matches_torch(geometry) -> None:
+    nd, size, k, s, p, d = geometry
+    x = torch.empty(1, 1, *size, device=META)
+    w = torch.empty(1, 1, *k, device=META)
+    fn = (F.conv1d, F.conv2d, F.conv3d)[nd - 1]
+    try:
+        expected = tuple(fn(x, w, None, s, p, d).shape[2:])
+    except RuntimeError:
+        with pytest.raises(ShapeError):
+            conv_output_size(size, k, s, p, d)
+        return
+    assert conv_output_size(size, k, s, p, d) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(conv_geometry(), st.data())
+def test_conv_transpose_output_size_matches_torch(geometry, data) -> None:
+    nd, size, k, s, p, d = geometry
+    op = tuple(data.draw(st.integers(0, max(si, di) - 1)) for si, di in zip(s, d))
+    x = torch.empty(1, 1, *size, device=META)
+    w = torch.empty(1, 1, *k, device=META)
+    fn = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[nd - 1]
+    try:
+        expected = tuple(fn(x, w, None, s, p, op, 1, d).shape[2:])
+        if 0 in expected:  # torch returns an empty tensor; archstat calls that an error
+            raise RuntimeError("empty output")
+    except RuntimeError:
+        with pytest.raises(ShapeError):
+            conv_transpose_output_size(size, k, s, p, op, d)
+        return
+    assert conv_transpose_output_size(size, k, s, p, op, d) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(conv_geometry(nd=2), st.booleans())
+def test_pool_output_size_matches_torch_including_ceil_mode(geometry, ceil_mode) -> None:
+    _, size, k, s, p, d = geometry
+    p = tuple(min(pi, ki // 2) for pi, ki in zip(p, k))  # torch: padding at most half the kernel
+    x = torch.empty(1, 1, *size, device=META)
+    try:
+        expected = tuple(F.max_pool2d(x, k, s, p, d, ceil_mode).shape[2:])
+    except RuntimeError:
+        with pytest.raises(ShapeError):
+            pool_output_size(size, k, s, p, d, ceil_mode)
+        return
+    assert pool_output_size(size, k, s, p, d, ceil_mode) == expected
+
+
+def test_ceil_mode_drops_a_window_starting_in_the_padding() -> None:
+    # in=5, k=2, s=2, p=1: ceil((5+2-2)/2)+1 = 4, but window 4 would start at 6 >= 5+1: dropped -> 3.
+    assert pool_output_size((5,), 2, 2, 1, ceil_mode=True) == (3,)
+    assert pool_output_size((6,), 2, 2, 0, ceil_mode=True) == (3,)
+
+
+@pytest.mark.parametrize("n_in,n_out,expected", [
+    (7, 1, [7]),            # global pool: one window over everything
+    (6, 3, [2, 2, 2]),      # divisible: disjoint windows
+    (5, 3, [2, 3, 2]),      # [0,2), [1,4), [3,5): windows overlap
+    (3, 6, [1, 1, 1, 1, 1, 1]),
+])
+def test_adaptive_windows(n_in: int, n_out: int, expected: list[int]) -> None:
+    assert adaptive_windows(n_in, n_out) == expected
+
+
+def test_seed_shorthand_needs_rounding_up() -> None:
+    # Seed 000 writes Ho = (H + 2p + 1 - K) / stride. Rounded down it loses a row whenever
+    # H + 2p - K is a multiple of the stride: H=5, K=1, s=2 reads rows 0, 2, 4 (3 outputs), the
+    # floored shorthand gives (5 + 1 - 1) // 2 = 2. Rounded up it equals torch's formula.
+    assert (5 + 0 + 1 - 1) // 2 == 2
+    assert conv_output_size((5,), 1, 2, 0) == (3,)
+    assert -(-(5 + 0 + 1 - 1) // 2) == 3
