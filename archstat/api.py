@@ -48,6 +48,7 @@ def count(
     device: str = "meta",
     dtype: torch.dtype = torch.float32,
     model_kwargs: dict[str, Any] | None = None,
+    check_shapes: bool = False,
 ) -> ModelStats:
     """Count params, multiply-adds, FLOPs and memory access of a model on one input.
 
@@ -60,6 +61,9 @@ def count(
     cannot run on meta) or ``"cpu"``. ``dtype`` sets the bytes per element of
     ``mem_access_bytes``. Ops archstat does not know are listed in ``stats.uncounted``
     and announced with an :class:`~archstat.errors.UncountedOpWarning`.
+    ``check_shapes``: on meta, run every op's meta kernel and compare its output shape with
+    the formula's (slower; by default shape-only ops are not run, their formula gives the
+    output shape).
     """
     if device not in ("meta", "cpu"):
         raise ArchstatError(f"device must be 'meta' or 'cpu', not {device!r}")
@@ -68,10 +72,10 @@ def count(
         name = model_or_name
         builder = model_builder(name, **(model_kwargs or {}))
         shape = tuple(input_shape) if input_shape is not None else (1, *default_input_size(name))
-        stats = _count_built(name, builder, shape, count_bias, device)
+        stats = _count_built(name, builder, shape, count_bias, device, check_shapes)
     elif isinstance(model_or_name, nn.Module):
         shape = tuple(input_shape) if input_shape is not None else (1, 3, 224, 224)
-        stats = _count_module(model_or_name, shape, count_bias, device)
+        stats = _count_module(model_or_name, shape, count_bias, device, check_shapes)
     else:
         raise ArchstatError(f"count() takes an nn.Module or a model name, not {type(model_or_name).__name__}")
     stats.itemsize = itemsize
@@ -83,7 +87,7 @@ def count(
 
 
 def _count_built(name: str, builder: Callable[[], nn.Module], shape: tuple[int, ...], count_bias: bool,
-                 device: str) -> ModelStats:
+                 device: str, check_shapes: bool) -> ModelStats:
     """Build and count ``name``, trying meta, meta with small init tensors on CPU, then CPU."""
     attempts: list[tuple[str, Callable[[], nn.Module], str]] = []
     if device == "meta":
@@ -100,7 +104,7 @@ def _count_built(name: str, builder: Callable[[], nn.Module], shape: tuple[int, 
             notes.append(f"building on {label} failed ({_one_line(exc)})")
             continue
         try:
-            stats = _run(model, shape, count_bias, run_on, name)
+            stats = _run(model, shape, count_bias, run_on, name, check_shapes)
         except (InputTooSmallError, ArchstatError) as exc:
             if isinstance(exc, CountError) and run_on != "cpu":
                 notes.append(f"running on {label} failed ({exc})")
@@ -116,18 +120,19 @@ def _build(builder: Callable[[], nn.Module], keep_small_on_cpu: bool) -> nn.Modu
         return builder()
 
 
-def _count_module(model: nn.Module, shape: tuple[int, ...], count_bias: bool, device: str) -> ModelStats:
+def _count_module(model: nn.Module, shape: tuple[int, ...], count_bias: bool, device: str,
+                  check_shapes: bool) -> ModelStats:
     name = type(model).__name__
     if device == "meta":
         try:
-            return _run(model, shape, count_bias, "meta", name)
+            return _run(model, shape, count_bias, "meta", name, check_shapes)
         except CountError as exc:
             if all(t.is_meta for t in _tensors_of(model)) and any(True for _ in _tensors_of(model)):
                 raise
-            stats = _run(model, shape, count_bias, "own", name)
+            stats = _run(model, shape, count_bias, "own", name, check_shapes)
             stats.notes.insert(0, f"running on meta failed ({exc}); counted on the model's own device")
             return stats
-    return _run(model, shape, count_bias, "own", name)
+    return _run(model, shape, count_bias, "own", name, check_shapes)
 
 
 def _tensors_of(model: nn.Module):
@@ -135,7 +140,8 @@ def _tensors_of(model: nn.Module):
     yield from model.buffers()
 
 
-def _run(model: nn.Module, shape: tuple[int, ...], count_bias: bool, where: str, name: str) -> ModelStats:
+def _run(model: nn.Module, shape: tuple[int, ...], count_bias: bool, where: str, name: str,
+         check_shapes: bool = False) -> ModelStats:
     """One forward pass under the counter. ``where``: "meta" (meta stand-ins for any real
     tensors), "cpu" or "own" (the model's own tensors and device)."""
     named_params = dict(model.named_parameters())
@@ -155,7 +161,7 @@ def _run(model: nn.Module, shape: tuple[int, ...], count_bias: bool, where: str,
         def call() -> Any:
             return model(x)
 
-    counter = OpCounter(model, param_ids, count_bias=count_bias)
+    counter = OpCounter(model, param_ids, count_bias=count_bias, check_shapes=check_shapes)
     try:
         counter.run(call)
     except ArchstatError:

@@ -55,6 +55,9 @@ class Published:
         """The value in base units: ``"3.87"`` GFLOPs -> 3.87e9, ``"28.1M"`` -> 28.1e6,
         ``"23.29"`` % -> 23.29. Raises ``ValueError`` for a value that is not one number."""
         text = self.value.strip().replace(",", "")
+        power = re.fullmatch(r"([0-9]*\.?[0-9]+)\s*x\s*10\^([0-9]+)", text)  # ResNeXt's "25.0x10^6"
+        if power:
+            return float(f"{power.group(1)}e{power.group(2)}")
         match = re.fullmatch(r"~?\s*([0-9]*\.?[0-9]+)\s*([KMGB]?)", text)
         if not match:
             raise ValueError(f"published value {self.value!r} ({self.model}, {self.metric}) is not a single number")

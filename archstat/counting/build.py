@@ -1,11 +1,15 @@
 """Building models without allocating their weights.
 
-``torch.device("meta")`` as a context makes every tensor a constructor creates a
-meta tensor (shape and dtype, no storage), so a 600M-parameter network costs no
-memory. Some constructors compute on small tensors (torchvision's RegNet derives its
-widths with ``torch.round(...).tolist()``), which meta tensors cannot do;
-:func:`meta_init` with ``keep_small_on_cpu=True`` leaves tensors under
-:data:`SMALL_TENSOR_ELEMENTS` on the CPU, and :func:`to_meta` moves them afterwards.
+:func:`meta_init` makes every tensor a constructor creates a meta tensor (shape and
+dtype, no storage), so a 600M-parameter network costs no memory, like the
+``torch.device("meta")`` context. It also skips the weight initialisation: an in-place
+fill of a meta tensor (``normal_``, ``uniform_``, ``zero_`` ... as ``nn.init`` uses) has
+no data to change, and torch runs those through slow Python decompositions on meta.
+
+Some constructors compute on small tensors (torchvision's RegNet derives its widths
+with ``torch.round(...).tolist()``), which meta tensors cannot do; with
+``keep_small_on_cpu=True`` tensors under :data:`SMALL_TENSOR_ELEMENTS` stay real on the
+CPU, and :func:`to_meta` moves them afterwards.
 """
 
 from __future__ import annotations
@@ -25,6 +29,14 @@ SMALL_TENSOR_ELEMENTS = 1 << 16
 
 _SIZED_BY_FIRST_ARG = {"empty", "zeros", "ones", "rand", "randn", "full", "empty_strided"}
 
+#: In-place ops that only change values (never shape): no-ops on a meta tensor.
+_VALUE_ONLY_INPLACE = frozenset({
+    "normal_", "uniform_", "zero_", "fill_", "copy_", "exponential_", "bernoulli_", "random_", "log_normal_",
+    "cauchy_", "geometric_", "erfinv_", "mul_", "add_", "sub_", "div_", "clamp_", "clamp_min_", "clamp_max_",
+    "abs_", "neg_", "exp_", "log_", "sqrt_", "pow_", "masked_fill_", "fill_diagonal_", "addcmul_", "addcdiv_",
+    "lerp_", "floor_", "ceil_", "round_", "trunc_", "sign_", "sigmoid_", "tanh_", "relu_", "index_fill_",
+})
+
 
 def _requested_elements(func: Callable, args: tuple, kwargs: dict) -> int | None:
     """Elements a constructor call will create, when its arguments say so plainly."""
@@ -40,25 +52,32 @@ def _requested_elements(func: Callable, args: tuple, kwargs: dict) -> int | None
     return None
 
 
-class _SmallOnCpu(TorchFunctionMode):
+class _MetaInit(TorchFunctionMode):
+    def __init__(self, keep_small_on_cpu: bool) -> None:
+        super().__init__()
+        self.keep_small_on_cpu = keep_small_on_cpu
+        self.constructors = _device_constructors()
+
     def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
-        if func in _device_constructors() and kwargs.get("device") is None:
-            n = _requested_elements(func, args, kwargs)
-            if n is not None and n >= SMALL_TENSOR_ELEMENTS:
+        if func in self.constructors and kwargs.get("device") is None:
+            if not self.keep_small_on_cpu:
                 kwargs["device"] = "meta"
+            else:
+                n = _requested_elements(func, args, kwargs)
+                if n is not None and n >= SMALL_TENSOR_ELEMENTS:
+                    kwargs["device"] = "meta"
+        elif getattr(func, "__name__", "") in _VALUE_ONLY_INPLACE and args and isinstance(args[0], torch.Tensor) \
+                and args[0].is_meta:
+            return args[0]
         return func(*args, **kwargs)
 
 
 @contextmanager
 def meta_init(keep_small_on_cpu: bool = False) -> Iterator[None]:
     """Construct modules on the meta device (optionally keeping small tensors real)."""
-    if keep_small_on_cpu:
-        with _SmallOnCpu():
-            yield
-    else:
-        with torch.device("meta"):
-            yield
+    with _MetaInit(keep_small_on_cpu):
+        yield
 
 
 def to_meta(model: torch.nn.Module) -> torch.nn.Module:

@@ -28,7 +28,8 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from archstat.counting.handlers import FREE, FormulaCall, call_handler, handler_for_module, normalise_name
+from archstat.counting.handlers import (FREE, SHAPE_ONLY_FUNCTIONS, FormulaCall, call_handler, handler_for_module,
+                                        normalise_name)
 from archstat.counting.stats import OpRecord, format_shape
 from archstat.errors import FormulaMismatchWarning, InputTooSmallError
 from archstat.formulas import Cost, OpCost, ShapeError
@@ -40,7 +41,7 @@ def _flat_tensors(value: Any) -> list[torch.Tensor]:
     if isinstance(value, torch.Tensor):
         return [value]
     if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _flat_tensors(v)]
+        return [t for v in value for t in _flat_tensors(v)] if value else []
     if isinstance(value, dict):
         return [t for v in value.values() for t in _flat_tensors(v)]
     return []
@@ -69,9 +70,12 @@ class _Interceptor(TorchFunctionMode):
 
     def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        name = normalise_name(func)
+        operands = _flat_tensors(args) + _flat_tensors(kwargs) if kwargs else _flat_tensors(args)
+        planned = self.counter.plan(name, func, args, kwargs, operands)
+        out = func(*args, **kwargs) if planned is None else planned[2]
         if not self.counter.suppressed:
-            self.counter.on_function(func, args, kwargs, out)
+            self.counter.on_function(name, func, args, kwargs, operands, out, planned)
         return out
 
 
@@ -83,9 +87,11 @@ class OpCounter:
     stand-ins, not the user's tensors). Use :meth:`run`; read :attr:`records`.
     """
 
-    def __init__(self, model: nn.Module, param_names: dict[int, str], count_bias: bool = False) -> None:
+    def __init__(self, model: nn.Module, param_names: dict[int, str], count_bias: bool = False,
+                 check_shapes: bool = False) -> None:
         self.model = model
         self.count_bias = count_bias
+        self.check_shapes = check_shapes
         self.records: list[OpRecord] = []
         self.free_ops = 0
         self.mismatches: list[str] = []
@@ -182,16 +188,40 @@ class OpCounter:
 
     # ----------------------------------------------------------------- functions
 
-    def on_function(self, func: Callable, args: tuple, kwargs: dict, out: Any) -> None:
+    def plan(self, name: str, func: Callable, args: tuple, kwargs: dict,
+             tensors: list[torch.Tensor]) -> tuple[FormulaCall, OpCost | None, Any] | None:
+        """For a shape-only op on meta tensors, its formula and a stand-in output, so the op
+        need not run (see :data:`~archstat.counting.handlers.SHAPE_ONLY_FUNCTIONS`); else None."""
+        if self.check_shapes or name not in SHAPE_ONLY_FUNCTIONS:
+            return None
+        if not tensors or not all(t.is_meta for t in tensors):
+            return None
+        try:
+            call = call_handler(name, func, args, kwargs, None)
+            if call is FREE:  # dropout at inference returns its input
+                return call, None, tensors[0]
+            op = call.evaluate(count_bias=self.count_bias)
+        except Exception:  # let torch run it and report whatever is wrong
+            return None
+        first = tensors[0]
+        dtype = torch.result_type(args[0], args[1]) if len(args) > 1 and name in ("add", "sub", "mul", "div") \
+            and isinstance(args[0], torch.Tensor) and isinstance(args[1], (torch.Tensor, int, float)) else first.dtype
+        shape = op.output_shape
+        channels_last = len(shape) == 4 and first.dim() == 4 and not first.is_contiguous() \
+            and first.is_contiguous(memory_format=torch.channels_last)
+        out = torch.empty(shape, dtype=dtype, device="meta",
+                          memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        return call, op, out
+
+    def on_function(self, name: str, func: Callable, args: tuple, kwargs: dict, operands: list[torch.Tensor],
+                    out: Any, planned: tuple[FormulaCall, OpCost | None, Any] | None = None) -> None:
         """Record one torch function call made outside any handled module."""
         outputs = _flat_tensors(out)
         if not outputs:
             return  # metadata: size(), dim(), shape ...
-        name = normalise_name(func)
-        operands = _flat_tensors(args) + _flat_tensors(kwargs)
         param_operands = [self._param_names[id(t)] for t in operands if id(t) in self._param_names]
         try:
-            call = call_handler(name, func, args, kwargs, out)
+            call = planned[0] if planned else call_handler(name, func, args, kwargs, out)
         except Exception as exc:  # a known op with arguments its handler cannot read
             self._uncounted(name, func, operands, out, f"handler failed: {type(exc).__name__}: {exc}")
             return
@@ -207,10 +237,12 @@ class OpCounter:
             return
         first_use = {p for p in param_operands if p not in self._attributed}
         numels = {self._param_names[id(t)]: t.numel() for t in operands if id(t) in self._param_names}
+        op = planned[1] if planned else None
         if call.formula == "elementwise" and param_operands:
             call = replace(call, kwargs={**call.kwargs, "params": sum(numels[p] for p in set(param_operands))})
+            op = None
         try:
-            op = call.evaluate(count_bias=self.count_bias)
+            op = op or call.evaluate(count_bias=self.count_bias)
         except (ShapeError, ValueError, TypeError, KeyError) as exc:
             self._uncounted(name, func, operands, out, f"formula failed: {exc}")
             return

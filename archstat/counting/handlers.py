@@ -34,6 +34,7 @@ __all__ = [
     "MODULE_HANDLERS",
     "FUNCTION_HANDLERS",
     "FREE_FUNCTIONS",
+    "SHAPE_ONLY_FUNCTIONS",
     "module_handler",
     "function_handler",
     "normalise_name",
@@ -131,10 +132,21 @@ _ALIASES = {
 }
 
 
+_NAMES: dict[Any, str] = {}
+
+
 def normalise_name(func: Callable) -> str:
     """``Tensor.add_`` -> ``"add"``, ``Tensor.__iadd__`` -> ``"add"``, ``torch.concat`` -> ``"cat"``."""
-    name = getattr(func, "__name__", repr(func)).strip("_")
-    return _ALIASES.get(name, name)
+    try:
+        return _NAMES[func]
+    except (KeyError, TypeError):
+        name = getattr(func, "__name__", repr(func)).strip("_")
+        name = _ALIASES.get(name, name)
+        try:
+            _NAMES[func] = name
+        except TypeError:  # an unhashable callable: not cached
+            pass
+        return name
 
 
 # --------------------------------------------------------------------------- helpers
@@ -574,6 +586,21 @@ FREE_FUNCTIONS = frozenset({
     "view_as_complex", "real", "align_to", "refine_names", "rename", "record_stream", "retain_grad",
     "resolve_conj", "resolve_neg", "atleast_1d", "atleast_2d", "atleast_3d", "alias", "broadcast_to",
     "adjoint", "is_floating_point", "is_complex",
+})
+
+
+#: Ops whose one output tensor is fully described by its formula's output shape and its
+#: inputs' dtype. On the meta device the counter returns an empty tensor of that shape
+#: instead of running them: torch's meta kernels for batch norm and element-wise ops are
+#: Python decompositions, slower than the real CPU kernels. (``count(..., check_shapes=True)``
+#: runs them and compares; the tests and the torchvision benchmark do.)
+SHAPE_ONLY_FUNCTIONS = frozenset({
+    "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "linear",
+    "batch_norm", "instance_norm", "layer_norm", "group_norm", "rms_norm", "local_response_norm",
+    "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+    "matmul", "mm", "bmm", "scaled_dot_product_attention", "interpolate", "cat", "dropout", "dropout1d", "dropout2d",
+    "dropout3d", "add", "sub", "mul", "div", "softmax", "log_softmax", "clamp", "exp", "sqrt", "rsqrt", "neg",
+    *(ACTIVATIONS - {"glu", "prelu", "rrelu"}),
 })
 
 

@@ -39,3 +39,20 @@ def test_printed_precision_rule() -> None:
     assert agrees_with_printed(0.05651, "0.057", 0.005)
     assert not agrees_with_printed(0.0562, "0.057", 0.005)
     assert not agrees_with_printed(4.12, "4.089", 0.005)
+
+
+@pytest.mark.parametrize("name", ["resnet50", "mobilenet_v3_small", "swin_t", "vit_b_32", "inception_v3",
+                                  "efficientnet_b0", "maxvit_t"])
+def test_shape_only_shortcut_gives_what_torch_gives(name: str) -> None:
+    """On meta, shape-only ops are not run: their formula supplies the output shape. With
+    check_shapes=True every op runs and its output shape is compared with the formula's
+    (a mismatch would be a FormulaMismatchWarning, an error here): both paths agree."""
+    import warnings
+
+    from archstat.errors import FormulaMismatchWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FormulaMismatchWarning)
+        strict = archstat.count(name, check_shapes=True)
+    fast = archstat.count(name)
+    assert [r.row() for r in strict.records] == [r.row() for r in fast.records]
