@@ -58,7 +58,7 @@ class Published:
         power = re.fullmatch(r"([0-9]*\.?[0-9]+)\s*x\s*10\^([0-9]+)", text)  # ResNeXt's "25.0x10^6"
         if power:
             return float(f"{power.group(1)}e{power.group(2)}")
-        match = re.fullmatch(r"~?\s*([0-9]*\.?[0-9]+)\s*([KMGB]?)", text)
+        match = re.fullmatch(r"~?\s*([0-9]*\.?[0-9]+)\s*([KMGB]?)\s*(?:%|ms)?", text)
         if not match:
             raise ValueError(f"published value {self.value!r} ({self.model}, {self.metric}) is not a single number")
         value, suffix = float(match.group(1)), match.group(2)

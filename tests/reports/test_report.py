@@ -1,0 +1,66 @@
+"""``archstat report``: every table and figure is written, measured columns are measured."""
+
+from __future__ import annotations
+
+import csv
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from archstat.cli import main
+from archstat.reports import paper_tables
+from archstat.reports.figures import FIGURES
+from archstat.reports.paper_tables import TABLES, ReportOptions, clear_cache, separable_ratio
+from archstat.zoo import ZOO
+from archstat.zoo.resnet import Bottleneck, ResNet
+
+
+def test_quick_report_writes_every_table_and_figure(tmp_path: Path, capsys) -> None:
+    assert main(["report", "--quick", "--out", str(tmp_path)]) == 0
+    for name in TABLES:
+        for ext in ("csv", "md", "tex"):
+            assert (tmp_path / f"{name}.{ext}").stat().st_size > 0, (name, ext)
+    for name in FIGURES:
+        for ext in ("png", "pdf"):
+            assert (tmp_path / f"{name}.{ext}").stat().st_size > 1000, (name, ext)
+    index = (tmp_path / "README.md").read_text()
+    assert all(f"({name}.png)" in index for name in FIGURES) and all(f"### {name}:" in index for name in TABLES)
+    latency = list(csv.DictReader((tmp_path / "shufflenet_latency.csv").open()))
+    assert {r["zoo model"] for r in latency} == {m for _, m in paper_tables.LATENCY_ROWS}
+    assert all(float(r["720x1280 ms (here)"]) > 0 for r in latency)
+
+
+def test_measured_columns_follow_the_model_not_the_paper(monkeypatch) -> None:
+    """Swap the network standing for ResNet-50 for a slimmer one: its measured MAdds move,
+    the published 3.8 G stays."""
+    before = {r["model"]: r for r in TABLES["resnet_flops"].build(ReportOptions()).rows}
+    entry = ZOO["resnet50_v1"]
+    slim = type(entry)(**{**entry.__dict__, "builder": lambda: ResNet(Bottleneck, (3, 4, 6, 3), width_per_group=32)})
+    monkeypatch.setitem(ZOO, "resnet50_v1", slim)
+    clear_cache()
+    after = {r["model"]: r for r in TABLES["resnet_flops"].build(ReportOptions()).rows}
+    clear_cache()
+    assert after["ResNet-50"]["FLOPs (pub., G)"] == before["ResNet-50"]["FLOPs (pub., G)"] == "3.8"
+    assert float(after["ResNet-50"]["MAdds v1 (G)"]) < float(before["ResNet-50"]["MAdds v1 (G)"])
+    assert after["ResNet-50"]["flag"].startswith("FLAG")  # the slim net no longer matches the paper
+    assert after["ResNet-18"] == before["ResNet-18"]
+
+
+@pytest.mark.parametrize("n", paper_tables.RATIO_CHANNELS)
+@pytest.mark.parametrize("k", paper_tables.RATIO_KERNELS)
+def test_ratio_grid_equals_one_over_n_plus_one_over_k_squared(n: int, k: int) -> None:
+    # dw: k^2*M*DF^2, pw: M*N*DF^2, std: k^2*M*N*DF^2 -> exactly 1/N + 1/k^2
+    assert separable_ratio(paper_tables.RATIO_INPUT, n, k) == Fraction(1, n) + Fraction(1, k * k)
+
+
+def test_ratio_table_rows_are_exact_to_floating_point() -> None:
+    table = TABLES["dw_separable_ratio"].build(ReportOptions())
+    assert all(r["exact"] for r in table.rows)
+    assert all(r["counted ratio"] == pytest.approx(r["1/N + 1/Dk^2"], rel=1e-15) for r in table.rows)
+    assert sum(r["layer"].startswith("mobilenet_v1") for r in table.rows) == 13  # MobileNet v1's 13 dw layers
+
+
+def test_unknown_report_item_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    assert main(["report", "--only", "no_such_table", "--out", str(tmp_path)]) == 2
+    assert "unknown report item no_such_table" in capsys.readouterr().err
