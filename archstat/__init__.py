@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "count": "archstat.api",
+    "check": "archstat.crosscheck",
     "parse_input_size": "archstat.api",
     "ModelStats": "archstat.counting.stats",
     "OpRecord": "archstat.counting.stats",

@@ -16,6 +16,8 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
+from archstat.conventions import apply_convention
+from archstat.conventions import convention as convention_rules
 from archstat.counting.build import meta_init, to_meta
 from archstat.counting.counter import OpCounter
 from archstat.counting.stats import ModelStats, format_shape
@@ -49,6 +51,8 @@ def count(
     dtype: torch.dtype = torch.float32,
     model_kwargs: dict[str, Any] | None = None,
     check_shapes: bool = False,
+    convention: str = "archstat",
+    verify: bool = False,
 ) -> ModelStats:
     """Count params, multiply-adds, FLOPs and memory access of a model on one input.
 
@@ -56,15 +60,23 @@ def count(
     ``input_shape``: the full input shape with batch, ``(N, C, H, W)``; by default the
     size the model was published at for a name (``(1, 3, 299, 299)`` for
     ``inception_v3``) and ``(1, 3, 224, 224)`` for a module.
-    ``count_bias``: count bias additions as multiply-adds (thop's habit; torchvision's
-    figures do not). ``device``: ``"meta"`` (default, falls back to CPU when the model
+    ``count_bias``: count bias additions as multiply-adds (ptflops does; thop 0.1.1,
+    fvcore, FlopCounterMode and torchvision's figures do not). ``device``: ``"meta"`` (default, falls back to CPU when the model
     cannot run on meta) or ``"cpu"``. ``dtype`` sets the bytes per element of
     ``mem_access_bytes``. Ops archstat does not know are listed in ``stats.uncounted``
     and announced with an :class:`~archstat.errors.UncountedOpWarning`.
     ``check_shapes``: on meta, run every op's meta kernel and compare its output shape with
     the formula's (slower; by default shape-only ops are not run, their formula gives the
     output shape).
+    ``convention``: count madds the way another tool does, one of ``archstat``, ``paper``,
+    ``torch``, ``fvcore``, ``thop``, ``ptflops`` (see :mod:`archstat.conventions`; flops
+    become ``2 * madds``). ``verify``: recompute every layer from its module's attributes,
+    without hooks, and raise :class:`~archstat.crosscheck.verify.LayerMismatchError`
+    naming the first layer where the two disagree.
     """
+    rules = convention_rules(convention)
+    if count_bias and rules.name != "archstat":
+        raise ArchstatError(f"count_bias applies to the archstat convention; {rules.name} fixes its own bias rule")
     if device not in ("meta", "cpu"):
         raise ArchstatError(f"device must be 'meta' or 'cpu', not {device!r}")
     itemsize = torch.empty((), dtype=dtype).element_size()
@@ -80,7 +92,12 @@ def count(
         raise ArchstatError(f"count() takes an nn.Module or a model name, not {type(model_or_name).__name__}")
     stats.itemsize = itemsize
     _warn_uncounted(stats)
-    return stats
+    if verify:
+        from archstat.crosscheck.verify import verify_layers
+
+        target = model_or_name if isinstance(model_or_name, nn.Module) else builder
+        stats.notes.append(verify_layers(target, stats, count_bias))
+    return apply_convention(stats, rules.name)
 
 
 # --------------------------------------------------------------------------- strategies

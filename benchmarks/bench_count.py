@@ -39,7 +39,7 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def worker(tool: str, name: str, repeats: int) -> dict:
+def worker(tool: str, name: str, repeats: int, threads: int | None) -> dict:
     """Runs in the child process: build what the tool needs, time its counting call."""
     warnings.simplefilter("ignore")
     import torch
@@ -47,7 +47,8 @@ def worker(tool: str, name: str, repeats: int) -> dict:
     import archstat
     from archstat.models import default_input_size
 
-    torch.set_num_threads(torch.get_num_threads())
+    if threads:
+        torch.set_num_threads(threads)
     shape = (1, *default_input_size(name))
     build_s, model, x = 0.0, None, None
     if tool != "archstat":
@@ -84,14 +85,15 @@ def worker(tool: str, name: str, repeats: int) -> dict:
         times.append(time.perf_counter() - start)
         if times[0] > 20:  # one slow call is measurement enough
             break
-    return {"tool": tool, "model": name, "input": "x".join(map(str, shape)), "count_s": round(min(times), 4),
+    return {"tool": tool, "model": name, "input": "x".join(map(str, shape)), "threads": torch.get_num_threads(),
+            "count_s": round(min(times), 4),
             "first_s": round(times[0], 4), "runs": len(times), "build_s": round(build_s, 3),
             "peak_rss_mb": round(_peak_rss_mb(), 1), "total": total}
 
 
-def measure(tool: str, name: str, repeats: int) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--worker", tool, name, "--repeats", str(repeats)],
-                          capture_output=True, text=True)
+def measure(tool: str, name: str, repeats: int, threads: int | None) -> dict:
+    command = [sys.executable, __file__, "--worker", tool, name, "--repeats", str(repeats)]
+    proc = subprocess.run(command + (["--threads", str(threads)] if threads else []), capture_output=True, text=True)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["?"])[-1]
         return {"tool": tool, "model": name, "error": last}
@@ -103,18 +105,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
     parser.add_argument("--tools", default=",".join(TOOLS))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, help="torch intra-op threads in every process (default: torch's)")
     parser.add_argument("--out", default="benchmarks/results/bench_count.csv")
     parser.add_argument("--worker", nargs=2, metavar=("TOOL", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(*args.worker, args.repeats)))
+        print(json.dumps(worker(*args.worker, args.repeats, args.threads)))
         return 0
 
     from archstat.reports.writers import write_atomic
 
     rows = []
     for name in args.models.split(","):
-        results = {tool: measure(tool, name, args.repeats) for tool in args.tools.split(",")}
+        results = {tool: measure(tool, name, args.repeats, args.threads) for tool in args.tools.split(",")}
         others = [results[t]["count_s"] for t in ("fvcore", "thop") if "count_s" in results.get(t, {})]
         for tool, row in results.items():
             if "count_s" in row and others and tool.startswith("archstat"):
@@ -124,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                      if "count_s" in row else f"ERROR {row['error']}")
             speedup = f"  x{row['speedup_vs_fastest_other']}" if "speedup_vs_fastest_other" in row else ""
             print(f"{name:20s} {tool:16s} {shown}{speedup}", flush=True)
-    columns = ["model", "tool", "input", "count_s", "first_s", "runs", "build_s", "peak_rss_mb", "total",
+    columns = ["model", "tool", "input", "threads", "count_s", "first_s", "runs", "build_s", "peak_rss_mb", "total",
                "speedup_vs_fastest_other", "error"]
     out = Path(args.out)
     with write_atomic(out) as fh:

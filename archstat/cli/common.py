@@ -19,7 +19,7 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
                         help="input size, e.g. 3x224x224 or 224x224 (default: the size each model was published at)")
     parser.add_argument("--batch", type=int, default=1, metavar="N", help="batch size (default 1)")
     parser.add_argument("--bias", action="store_true",
-                        help="count bias additions as multiply-adds (thop's habit; off as in torchvision's figures)")
+                        help="count bias additions as multiply-adds (as ptflops does; torchvision's figures do not)")
     parser.add_argument("--device", choices=("meta", "cpu"), default="meta",
                         help="run the model on meta (default: no memory, falls back to cpu when needed) or cpu")
 

@@ -6,6 +6,7 @@ import argparse
 
 from archstat.cli.common import (add_input_options, add_output_options, emit, input_shape, quiet_warnings, tables,
                                  warn_lines)
+from archstat.conventions import CONVENTIONS
 from archstat.reports.stats_tables import depth_rows, kind_rows, layer_rows, summary_rows
 
 _NUMERIC = ("params", "MAdds (M)", "FLOPs (M)", "mem access (K el.)", "ops", "MAdds share", "params share",
@@ -22,6 +23,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="model name (zoo, torchvision, timm:<name>)")
     p.add_argument("--depth", type=int, metavar="N", help="aggregate by module name truncated to N components")
     p.add_argument("--by-type", action="store_true", help="print only the per-layer-type summary")
+    p.add_argument("--guidelines", action="store_true",
+                   help="ShuffleNet V2 guidelines per building block: G1 c1:c2 balance, G2 groups, G3 fragments, "
+                        "G4 element-wise memory access share")
+    p.add_argument("--convention", choices=CONVENTIONS, default="archstat",
+                   help="count madds as another tool does: paper, torch (FlopCounterMode / 2), fvcore, thop, ptflops")
     add_input_options(p)
     add_output_options(p)
     p.set_defaults(handler=run)
@@ -34,11 +40,16 @@ def run(args: argparse.Namespace) -> int:
     if args.depth is not None and args.depth < 1:
         raise ArchstatError(f"--depth must be at least 1, got {args.depth}")
     stats, lines = quiet_warnings(lambda: archstat.count(args.model, input_shape(args), count_bias=args.bias,
-                                                         device=args.device))
+                                                         device=args.device, convention=args.convention))
     warn_lines(lines)
     human = args.format not in ("csv", "json")
     by_type = ("by layer type", kind_rows(stats, human), _NUMERIC)
-    if args.by_type:
+    if args.guidelines:
+        from archstat.guidelines.report import GUIDELINE_NUMERIC, guideline_report
+
+        parts = [(f"{stats.model}: ShuffleNet V2 guidelines per block (arXiv:1807.11164, Sec. 2)",
+                  guideline_report(args.model, stats, human=human), GUIDELINE_NUMERIC)]
+    elif args.by_type:
         parts = [by_type]
     elif args.depth is not None:
         parts = [(f"{stats.model}: by module, depth {args.depth}", depth_rows(stats, args.depth, human), _NUMERIC),

@@ -7,6 +7,7 @@ import sys
 
 from archstat.cli.common import (add_input_options, add_output_options, emit, input_shape, progress, quiet_warnings,
                                  tables, warn_lines)
+from archstat.conventions import CONVENTIONS
 from archstat.reports.stats_tables import SUMMARY_NUMERIC, summary_rows
 
 
@@ -18,6 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "at fp32). CSV and JSON keep raw integers: model,input,params,madds,flops,mem_access,...")
     p.add_argument("--models", required=True, metavar="NAMES",
                    help="comma-separated names or globs: resnet50,se_resnet50 | 'resnet*' | 'timm:seresnet*'")
+    p.add_argument("--convention", choices=CONVENTIONS, default="archstat",
+                   help="count madds as another tool does: paper, torch (FlopCounterMode / 2), fvcore, thop, ptflops")
     add_input_options(p)
     add_output_options(p)
     p.set_defaults(handler=run)
@@ -33,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     for name in progress(names, "counting"):
         try:
             stats, lines = quiet_warnings(lambda: archstat.count(name, shape, count_bias=args.bias,
-                                                                 device=args.device))
+                                                                 device=args.device, convention=args.convention))
         except ArchstatError as exc:
             if len(names) == 1:
                 raise

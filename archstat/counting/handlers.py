@@ -219,7 +219,7 @@ def _batch_norm_module(m: nn.BatchNorm2d, args: tuple, kwargs: dict) -> FormulaC
 @module_handler(nn.modules.instancenorm._InstanceNorm)
 def _instance_norm_module(m: nn.InstanceNorm2d, args: tuple, kwargs: dict) -> FormulaCall:
     x = _arg(args, kwargs, 0, "input")
-    return FormulaCall("batch_norm", (_batched(x, m._get_no_batch_dim()),),
+    return FormulaCall("batch_norm", (_batched(x, m._get_no_batch_dim() - 1),),  # unbatched ndim - 1 spatial dims
                        dict(affine=m.affine, track_running_stats=m.track_running_stats, kind="instance norm"))
 
 
@@ -535,6 +535,15 @@ def _copy_fn(args: tuple, kwargs: dict, out: Any, name: str = "copy") -> Formula
     return FormulaCall("copy", (_shape(out),), dict(kind=name if name in ("roll", "flip") else "copy"))
 
 
+@function_handler("reshape", "reshape_as", "flatten")
+def _reshape_fn(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
+    # A view where the strides allow one; otherwise torch copies (e.g. after a transpose,
+    # as in ShuffleNet's channel shuffle), and the copy is memory traffic.
+    if out is None or out is args[0] or out._is_view():
+        return FREE
+    return FormulaCall("copy", (_shape(out),))
+
+
 @function_handler("getitem", "index_select", "gather", "take", "take_along_dim", "embedding", "masked_select")
 def _index_fn(args: tuple, kwargs: dict, out: Any, name: str = "getitem") -> FormulaCall:
     if name == "getitem" and not _tensors(args[1:]) and not _has_list_index(args[1] if len(args) > 1 else None):
@@ -580,7 +589,7 @@ def _unfold_fn(args: tuple, kwargs: dict, out: Any, func: Callable | None = None
 #: Known zero-cost functions: views, metadata and bookkeeping. Anything that returns
 #: no tensor at all (``size``, ``dim``, ``shape``) is free without being listed.
 FREE_FUNCTIONS = frozenset({
-    "view", "view_as", "reshape", "reshape_as", "flatten", "unflatten", "permute", "transpose", "swapaxes",
+    "view", "view_as", "unflatten", "permute", "transpose", "swapaxes",
     "swapdims", "t", "squeeze", "unsqueeze", "expand", "expand_as", "narrow", "select", "unbind", "as_strided",
     "detach", "movedim", "moveaxis", "diagonal", "get", "assert", "requires_grad", "identity", "view_as_real",
     "view_as_complex", "real", "align_to", "refine_names", "rename", "record_stream", "retain_grad",

@@ -25,6 +25,8 @@ from archstat.formulas.norm import batch_norm, group_norm, layer_norm, local_res
 from archstat.formulas.pool import adaptive_pool, pool, reduction
 from archstat.formulas.elementwise import ACTIVATIONS, ELEMENTWISE_OPS, elementwise
 from archstat.formulas.memory import channel_shuffle, concat, copy, fill, interpolate, pad, split
+from archstat.formulas.guidelines import (g1_bound_gap, g1_mem_access_bound, group_mem_access_excess,
+                                          pointwise_mem_access)
 
 __all__ = [
     "FORMULAS", "Cost", "OpCost", "Shape", "ShapeError", "formula", "numel",
@@ -35,4 +37,5 @@ __all__ = [
     "adaptive_pool", "pool", "reduction",
     "ACTIVATIONS", "ELEMENTWISE_OPS", "elementwise",
     "channel_shuffle", "concat", "copy", "fill", "interpolate", "pad", "split",
+    "g1_bound_gap", "g1_mem_access_bound", "group_mem_access_excess", "pointwise_mem_access",
 ]

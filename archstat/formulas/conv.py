@@ -66,7 +66,7 @@ def conv(
 
     - params: ``C_out * C_in/g * prod(k)`` weights, plus ``C_out`` if ``bias``.
     - madds: ``N * C_out * prod(out) * C_in/g * prod(k)``; the bias additions are
-      not multiply-adds and are left out unless ``count_bias`` (thop's habit), which
+      not multiply-adds and are left out unless ``count_bias`` (ptflops counts them), which
       adds ``N * C_out * prod(out)``.
     - flops: ``2 * madds``.
     - mem_access: input + output + weights (+ bias) elements (ShuffleNet V2 MAC); for

@@ -5,7 +5,7 @@ counts as one as well: this is a convention, not a hardware instruction count), 
 multiply-adds. mem_access: every input tensor once (a broadcast operand such as the
 SE scale ``s`` of shape ``(N, C, 1, 1)`` is read once) plus the output. An in-place op
 (``relu(inplace=True)``, ``x += y``) still reads and writes its tensor; the "fused"
-cache model of :mod:`archstat.formulas.memory` is the one that makes it free.
+cache model of :mod:`archstat.latency.memory_model` is the one that makes it free.
 """
 
 from __future__ import annotations

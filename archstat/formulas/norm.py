@@ -4,7 +4,7 @@ At inference a normalisation is an element-wise affine map ``y = x * a + b`` wit
 per-channel ``a, b``; it is not a multiply-add op in the papers' sense (conv + fc
 only, see ``published.csv`` NOTES, convention 2), so ``madds = 0`` and ``flops`` is one
 per output element. Folding BN into the preceding conv removes it entirely (the
-"fused" cache model of :mod:`archstat.formulas.memory`).
+"fused" cache model of :mod:`archstat.latency.memory_model`).
 """
 
 from __future__ import annotations

@@ -208,3 +208,13 @@ def test_pure_views_are_free_and_not_rows() -> None:
     # only the materialising copy remains: read and write 128 elements
     assert [r.kind for r in stats.records] == ["copy"] and stats.mem_access == 256
     assert stats.free_ops == 3
+
+
+def test_timm_models_by_name_and_glob() -> None:
+    pytest.importorskip("timm", reason="timm is optional; the test extra installs it")
+    # timm's resnet18 is torchvision's network: 11,689,512 params, 1.814 G multiply-adds
+    # (torchvision ResNet18_Weights metadata).
+    stats = archstat.count("timm:resnet18")
+    assert stats.params == 11_689_512 and stats.madds == 1_814_073_344
+    names = archstat.resolve_names("timm:legacy_seresnet5*")
+    assert "timm:legacy_seresnet50" in names and all(n.startswith("timm:legacy_seresnet5") for n in names)

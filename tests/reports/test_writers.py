@@ -47,3 +47,6 @@ def test_write_atomic_replaces_only_on_success(tmp_path: Path) -> None:
     with write_atomic(target) as fh:
         fh.write("new\n")
     assert target.read_text() == "new\n"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600

@@ -1,0 +1,151 @@
+"""``archstat latency``: measured forward time next to FLOPs, memory access and the roofline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from archstat.cli.common import add_output_options, emit, progress, quiet_warnings, tables, warn_lines
+
+_NUMERIC = ("batch", "median ms", "IQR ms", "min ms", "max ms", "GFLOPs", "mem access (MB)", "FLOP/B",
+            "roofline ms", "mem-bound %", "MFLOPs", "K el.", "KB", "roofline us")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "latency", help="measure forward latency (median, spread) with FLOPs, memory access and roofline",
+        description="Time models on this machine: random weights, warm-up runs, then repeated forward passes "
+                    "under torch.inference_mode; reports the median and spread (IQR, min, max) with the hardware "
+                    "and library versions, next to the counted FLOPs, memory access (bytes under a stated cache "
+                    "model), arithmetic intensity and the roofline estimate max(FLOPs/peak, bytes/bandwidth) "
+                    "summed over ops. CSV columns start model,input,batch,device,median_ms,...")
+    p.add_argument("--models", required=True, metavar="NAMES",
+                   help="comma-separated names or globs: shufflenet_v2_x1_0,mobilenet_v2 | 'resnet*'")
+    p.add_argument("--sizes", metavar="HxW,...",
+                   help="comma-separated input sizes, e.g. 224x224,480x640,720x1280 (default: each model's own)")
+    p.add_argument("--batch", type=int, default=1, metavar="B", help="batch size (default 1)")
+    p.add_argument("--device", default="cpu", metavar="cpu|cuda", help="where to run (default cpu)")
+    p.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: torch's current setting)")
+    p.add_argument("--warmup", type=int, default=5, metavar="K", help="untimed runs first (default 5)")
+    p.add_argument("--repeats", type=int, default=20, metavar="R", help="timed runs (default 20)")
+    p.add_argument("--channels-last", action="store_true", help="run in channels_last memory format")
+    p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
+    p.add_argument("--cache-model", choices=("lower-bound", "fused"), default="lower-bound",
+                   help="memory access model: every tensor once per op (default), or BN folded and activations free")
+    p.add_argument("--peak-gflops", type=float, metavar="X", help="peak compute in GFLOP/s (skips calibration)")
+    p.add_argument("--peak-gbs", type=float, metavar="Y", help="peak bandwidth in GB/s (skips calibration)")
+    p.add_argument("--no-roofline", action="store_true", help="skip calibration and the roofline estimate")
+    p.add_argument("--per-layer", action="store_true", help="also print every op on the roofline")
+    add_output_options(p)
+    p.set_defaults(handler=run)
+
+
+def _peaks(args: argparse.Namespace):
+    from archstat.errors import ArchstatError
+    from archstat.latency import Peaks, calibrate
+
+    if args.no_roofline:
+        return None
+    if (args.peak_gflops is None) != (args.peak_gbs is None):
+        raise ArchstatError("give both --peak-gflops and --peak-gbs, or neither (to calibrate)")
+    if args.peak_gflops is not None:
+        return Peaks.given(args.peak_gflops, args.peak_gbs)
+    print("archstat: calibrating peak compute and bandwidth ...", file=sys.stderr)
+    return calibrate(args.device, threads=args.threads, dtype=args.dtype)
+
+
+def _cases(args: argparse.Namespace) -> list[tuple[str, tuple[int, ...] | None]]:
+    import archstat
+    from archstat.errors import ArchstatError
+
+    if args.batch < 1:
+        raise ArchstatError(f"--batch must be at least 1, got {args.batch}")
+    names = archstat.resolve_names(args.models)
+    sizes = [archstat.parse_input_size(s.strip(), args.batch) for s in args.sizes.split(",") if s.strip()] \
+        if args.sizes else [None]
+    return [(name, size) for name in names for size in sizes]
+
+
+def _human(row: dict) -> dict:
+    def fmt(value, spec: str) -> str:
+        return "" if value is None else format(value, spec)
+
+    return {"model": row["model"], "input": row["input"], "batch": row["batch"],
+            "median ms": fmt(row["median_ms"], ".2f"), "IQR ms": fmt(row["iqr_ms"], ".2f"),
+            "min ms": fmt(row["min_ms"], ".2f"), "max ms": fmt(row["max_ms"], ".2f"),
+            "GFLOPs": fmt(row["flops"] / 1e9, ".3f"), "mem access (MB)": fmt(row["model_bytes"] / 1e6, ".1f"),
+            "FLOP/B": fmt(row["intensity"], ".1f"), "roofline ms": fmt(row["roofline_ms"], ".2f"),
+            "mem-bound %": fmt(None if row["memory_bound_share"] is None else 100 * row["memory_bound_share"], ".0f")}
+
+
+def _layer_rows(result, peaks, human: bool) -> list[dict]:
+    from archstat.latency import op_estimates
+
+    rows = []
+    for op in op_estimates(result.stats, peaks, result.cache_model):
+        if human:
+            rows.append({"name": op.name, "kind": op.kind, "MFLOPs": f"{op.flops / 1e6:.3f}",
+                         "K el.": f"{op.elements / 1e3:.1f}", "KB": f"{op.bytes / 1e3:.1f}",
+                         "FLOP/B": f"{op.intensity:.1f}",
+                         "roofline us": f"{op.seconds * 1e6:.1f}", "bound": op.bound})
+        else:
+            rows.append({"model": result.timing.model, "input": result.row()["input"], **op.row()})
+    return rows
+
+
+def _caption(results, peaks, cache_model: str) -> str:
+    from archstat.latency.memory_model import CACHE_MODEL_TEXT
+
+    env = results[0].timing.environment
+    t = results[0].timing
+    lines = [f"device {t.device} ({env['device_name']}), {env['threads']} thread(s) of {env['usable_cores']} usable "
+             f"core(s), {t.dtype}{', channels_last' if t.channels_last else ''}; torch {env['torch']}, "
+             f"torchvision {env['torchvision']}, Python {env['python']}, {env['os']}",
+             f"median of {t.spread.n} runs after {t.warmup} warm-up runs; memory access: {CACHE_MODEL_TEXT[cache_model]}"]
+    if peaks:
+        lines.append(f"roofline peaks: {peaks.describe()}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from archstat.errors import ArchstatError
+    from archstat.latency import profile
+    from archstat.latency.machine import check_device, contention_note
+
+    check_device(args.device)
+    cases = _cases(args)
+    peaks = _peaks(args)
+    results, failures, notes = [], [], []
+    for name, shape in progress(cases, "timing"):
+        try:
+            result, lines = quiet_warnings(lambda: profile(
+                name, shape, peaks=peaks, cache_model=args.cache_model, device=args.device, threads=args.threads,
+                warmup=args.warmup, repeats=args.repeats, channels_last=args.channels_last, dtype=args.dtype))
+        except ArchstatError as exc:
+            if len(cases) == 1:
+                raise
+            failures.append(f"{name}: {exc}")
+            continue
+        results.append(result)
+        notes += lines
+    busy = contention_note(results[-1].timing.environment) if results else None
+    warn_lines(dict.fromkeys(notes + ([busy] if busy else [])))
+    if results:
+        emit(args, _render(args, results, peaks))
+    for failure in failures:
+        print(f"archstat: error: {failure}", file=sys.stderr)
+    return 2 if failures else 0
+
+
+def _render(args: argparse.Namespace, results, peaks) -> str:
+    human = args.format not in ("csv", "json")
+    machine_layers = args.per_layer and not human and peaks
+    if machine_layers:
+        rows = [r for res in results for r in _layer_rows(res, peaks, human=False)]
+        return tables(args, [("", rows, _NUMERIC)])
+    rows = [_human(r.row()) if human else r.row() for r in results]
+    parts = [(_caption(results, peaks, args.cache_model) if human else "", rows, _NUMERIC)]
+    if args.per_layer and peaks:
+        parts += [(f"{res.timing.model} {res.row()['input']}: ops on the roofline", _layer_rows(res, peaks, True),
+                   _NUMERIC) for res in results]
+    return tables(args, parts)
