@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from archstat._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -32,11 +32,4 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'archstat' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

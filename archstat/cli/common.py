@@ -9,9 +9,11 @@ from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 from archstat.reports.writers import FORMATS, render, write_atomic
 
-__all__ = ["add_input_options", "add_output_options", "emit", "progress", "input_shape", "quiet_warnings"]
+__all__ = ["add_input_options", "add_output_options", "emit", "progress", "input_shape", "quiet_warnings", "sweep",
+           "report_failures"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def add_input_options(parser: argparse.ArgumentParser) -> None:
@@ -82,3 +84,35 @@ def quiet_warnings(fn: Callable[[], T]) -> tuple[T, list[str]]:
 def warn_lines(lines: Iterable[str]) -> None:
     for line in lines:
         print(f"warning: {line}", file=sys.stderr)
+
+
+def sweep(items: Sequence[T], desc: str, work: Callable[[T], R],
+          label: Callable[[T], str] = str) -> tuple[list[R], list[str], list[str]]:
+    """Run ``work`` on every item with a progress bar: ``(results, failures, warning lines)``.
+
+    A bad item (an :class:`~archstat.errors.ArchstatError`) is reported and skipped so a
+    sweep still writes the rest, unless it is the only item: then its error is the answer.
+    """
+    from archstat.errors import ArchstatError
+
+    results: list[R] = []
+    failures: list[str] = []
+    notes: list[str] = []
+    for item in progress(items, desc):
+        try:
+            result, lines = quiet_warnings(lambda: work(item))
+        except ArchstatError as exc:
+            if len(items) == 1:
+                raise
+            failures.append(f"{label(item)}: {exc}")
+            continue
+        results.append(result)
+        notes += lines
+    return results, failures, notes
+
+
+def report_failures(failures: Sequence[str]) -> int:
+    """Print a sweep's failures, one line each; the exit status (2 if any failed)."""
+    for failure in failures:
+        print(f"archstat: error: {failure}", file=sys.stderr)
+    return 2 if failures else 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from archstat.cli.common import add_output_options, emit, progress, quiet_warnings, tables, warn_lines
+from archstat.cli.common import add_output_options, emit, report_failures, sweep, tables, warn_lines
 
 _NUMERIC = ("batch", "median ms", "IQR ms", "min ms", "max ms", "GFLOPs", "mem access (MB)", "FLOP/B",
             "roofline ms", "mem-bound %", "MFLOPs", "K el.", "KB", "roofline us")
@@ -108,33 +108,21 @@ def _caption(results, peaks, cache_model: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from archstat.errors import ArchstatError
     from archstat.latency import profile
     from archstat.latency.machine import check_device, contention_note
 
     check_device(args.device)
     cases = _cases(args)
     peaks = _peaks(args)
-    results, failures, notes = [], [], []
-    for name, shape in progress(cases, "timing"):
-        try:
-            result, lines = quiet_warnings(lambda: profile(
-                name, shape, peaks=peaks, cache_model=args.cache_model, device=args.device, threads=args.threads,
-                warmup=args.warmup, repeats=args.repeats, channels_last=args.channels_last, dtype=args.dtype))
-        except ArchstatError as exc:
-            if len(cases) == 1:
-                raise
-            failures.append(f"{name}: {exc}")
-            continue
-        results.append(result)
-        notes += lines
+    results, failures, notes = sweep(cases, "timing", lambda case: profile(
+        case[0], case[1], peaks=peaks, cache_model=args.cache_model, device=args.device, threads=args.threads,
+        warmup=args.warmup, repeats=args.repeats, channels_last=args.channels_last, dtype=args.dtype),
+        label=lambda case: case[0])
     busy = contention_note(results[-1].timing.environment) if results else None
     warn_lines(dict.fromkeys(notes + ([busy] if busy else [])))
     if results:
         emit(args, _render(args, results, peaks))
-    for failure in failures:
-        print(f"archstat: error: {failure}", file=sys.stderr)
-    return 2 if failures else 0
+    return report_failures(failures)
 
 
 def _render(args: argparse.Namespace, results, peaks) -> str:

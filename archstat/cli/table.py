@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from archstat.cli.common import (add_input_options, add_output_options, emit, input_shape, progress, quiet_warnings,
+from archstat.cli.common import (add_input_options, add_output_options, emit, input_shape, report_failures, sweep,
                                  tables, warn_lines)
 from archstat.conventions import CONVENTIONS
 from archstat.reports.stats_tables import SUMMARY_NUMERIC, summary_rows
@@ -28,26 +27,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import archstat
-    from archstat.errors import ArchstatError
 
     names = archstat.resolve_names(args.models)
     shape = input_shape(args)
-    results, failures, notes = [], [], []
-    for name in progress(names, "counting"):
-        try:
-            stats, lines = quiet_warnings(lambda: archstat.count(name, shape, count_bias=args.bias,
-                                                                 device=args.device, convention=args.convention))
-        except ArchstatError as exc:
-            if len(names) == 1:
-                raise
-            failures.append(f"{name}: {exc}")
-            continue
-        results.append(stats)
-        notes += lines
+    results, failures, notes = sweep(names, "counting", lambda name: archstat.count(
+        name, shape, count_bias=args.bias, device=args.device, convention=args.convention))
     warn_lines(notes)
     if results:
         rows = summary_rows(results, human=args.format not in ("csv", "json"))
         emit(args, tables(args, [("", rows, SUMMARY_NUMERIC)]))
-    for failure in failures:
-        print(f"archstat: error: {failure}", file=sys.stderr)
-    return 2 if failures else 0
+    return report_failures(failures)

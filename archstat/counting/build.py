@@ -29,8 +29,12 @@ SMALL_TENSOR_ELEMENTS = 1 << 16
 
 _SIZED_BY_FIRST_ARG = {"empty", "zeros", "ones", "rand", "randn", "full", "empty_strided"}
 
-#: In-place ops that only change values (never shape): no-ops on a meta tensor.
+#: In-place ops that only change values (never shape): no-ops on a meta tensor. The
+#: ``nn.init`` functions are listed too: they reach the mode before the tensor methods
+#: they call, which would otherwise run torch's slow meta decompositions.
 _VALUE_ONLY_INPLACE = frozenset({
+    "kaiming_normal_", "kaiming_uniform_", "xavier_normal_", "xavier_uniform_", "trunc_normal_", "constant_",
+    "ones_", "zeros_", "orthogonal_", "eye_", "dirac_", "sparse_",
     "normal_", "uniform_", "zero_", "fill_", "copy_", "exponential_", "bernoulli_", "random_", "log_normal_",
     "cauchy_", "geometric_", "erfinv_", "mul_", "add_", "sub_", "div_", "clamp_", "clamp_min_", "clamp_max_",
     "abs_", "neg_", "exp_", "log_", "sqrt_", "pow_", "masked_fill_", "fill_diagonal_", "addcmul_", "addcdiv_",

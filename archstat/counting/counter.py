@@ -61,6 +61,11 @@ def _shapes_agree(predicted: Any, observed: list[tuple[int, ...]]) -> bool:
     return all(w == g or (len(w) == len(g) + 1 and w[0] == 1 and w[1:] == g) for w, g in zip(wanted, got))
 
 
+#: Calls that only read tensor metadata (``x.shape``, ``x.size()``, ``x.dim()``): nothing to count.
+_METADATA = frozenset({"size", "dim", "numel", "stride", "is_contiguous", "element_size", "nelement",
+                       "ndimension", "storage_offset", "is_floating_point", "is_complex", "data_ptr"})
+
+
 class _Interceptor(TorchFunctionMode):
     """Forwards every torch function call to :meth:`OpCounter.on_function`."""
 
@@ -71,6 +76,8 @@ class _Interceptor(TorchFunctionMode):
     def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
         name = normalise_name(func)
+        if name in _METADATA:
+            return func(*args, **kwargs)
         operands = _flat_tensors(args) + _flat_tensors(kwargs) if kwargs else _flat_tensors(args)
         planned = self.counter.plan(name, func, args, kwargs, operands)
         out = func(*args, **kwargs) if planned is None else planned[2]
@@ -98,12 +105,13 @@ class OpCounter:
         self._param_names = dict(param_names)
         self._param_views: list[torch.Tensor] = []  # keeps ids of parameter views valid
         self._attributed: set[str] = set()
-        self._module_names = {id(m): name for name, m in model.named_modules()}
+        self._modules = list(model.named_modules())
+        self._module_names = {id(m): name for name, m in self._modules}
         canonical = {id(p): name for name, p in model.named_parameters()}
         # Taken before the run (functional_call swaps in stand-ins). A handled module answers
         # for its whole subtree: nn.MultiheadAttention owns out_proj.
         self._owned = {id(m): [(canonical[id(p)], p.numel()) for p in m.parameters()]
-                       for m in model.modules() if handler_for_module(m) is not None}
+                       for _, m in self._modules if handler_for_module(m) is not None}
         self._stack: list[str] = []
         self._pending: list[tuple[nn.Module, FormulaCall, OpCost, tuple] | None] = []
         self._suppress = 0
@@ -131,13 +139,14 @@ class OpCounter:
         The model is put in eval mode for the run; every module's training flag and
         the hook dictionaries are restored afterwards, also on error.
         """
-        modes = {m: m.training for m in self.model.modules()}
+        modes = {m: m.training for _, m in self._modules}
         handles = []
         try:
-            for m in self.model.modules():
+            for m in modes:
                 handles.append(m.register_forward_pre_hook(self._pre_hook, with_kwargs=True))
                 handles.append(m.register_forward_hook(self._post_hook, with_kwargs=True))
-            self.model.eval()
+            for m in modes:
+                m.training = False
             with torch.no_grad(), _Interceptor(self):
                 return call()
         finally:

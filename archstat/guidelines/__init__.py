@@ -14,7 +14,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from archstat._lazy import lazy_exports
 
 _LAZY = {
     "run_experiments": "archstat.guidelines.run",
@@ -30,11 +30,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'archstat.guidelines' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

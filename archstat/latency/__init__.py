@@ -18,7 +18,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from archstat._lazy import lazy_exports
 
 _LAZY = {
     "measure": "archstat.latency.timing",
@@ -44,11 +44,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'archstat.latency' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
