@@ -127,20 +127,27 @@ def accuracy_vs_madds(results: dict[str, TableResult], options: ReportOptions) -
         if entry.top1_err is None or entry.input_size[1] < 200:
             continue
         stats = _count(name)
-        points.append((stats.madds / 1e9, _single_crop(entry.top1_err.resolve()), stats.params / 1e6, name))
-    points.sort()
+        points.append((stats.madds / 1e9, _single_crop(entry.top1_err.resolve()), stats.params / 1e6, name,
+                       entry.family))
+    families = list(dict.fromkeys(p[4] for p in sorted(points)))
+    colour = {f: OKABE_ITO[i % len(OKABE_ITO)] for i, f in enumerate(families)}
     with paper_style():
-        fig, ax = plt.subplots(figsize=(DOUBLE_COLUMN, 3.6), layout="constrained")
-        xs, ys, sizes, labels = zip(*points)
-        ax.scatter(xs, ys, s=[4 + 2.5 * p for p in sizes], color=OKABE_ITO[0], alpha=0.45, edgecolor=OKABE_ITO[0],
-                   linewidth=0.6)
+        fig, ax = plt.subplots(figsize=(DOUBLE_COLUMN, 3.8), layout="constrained")
+        for family in families:
+            mine = [p for p in points if p[4] == family]
+            ax.scatter([p[0] for p in mine], [p[1] for p in mine], s=[4 + 2.5 * p[2] for p in mine],
+                       color=colour[family], alpha=0.55, edgecolor=colour[family], linewidth=0.6)
+            ax.scatter([], [], s=25, color=colour[family], alpha=0.55, label=family)
         ax.set_xscale("log")
         ax.set_xlabel("multiply-adds per image (G, log scale; counted)")
         ax.set_ylabel("ImageNet top-1 error (%; published)")
-        for p in (5, 25, 100):
-            ax.scatter([], [], s=4 + 2.5 * p, color=OKABE_ITO[0], alpha=0.45, label=f"{p} M params")
-        ax.legend(loc="upper right", labelspacing=1.3, borderpad=1.0)
-        _place_labels(ax, list(xs), list(ys), list(labels))
+        family_legend = ax.legend(loc="upper right", title="family", ncols=2)
+        ax.add_artist(family_legend)
+        sizes = [ax.scatter([], [], s=4 + 2.5 * p, color="grey", alpha=0.45) for p in (5, 25, 100)]
+        ax.legend(sizes, ["5 M params", "25 M", "100 M"], loc="lower left", labelspacing=1.3, borderpad=1.0)
+        # One label per ShuffleNet v1 scale (g = 3, the paper's default); every other model by name.
+        labelled = [p for p in points if not p[3].startswith("shufflenet_v1_") or "_g3_" in p[3]]
+        _place_labels(ax, [p[0] for p in labelled], [p[1] for p in labelled], [p[3] for p in labelled])
     return fig
 
 
