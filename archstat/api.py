@@ -10,8 +10,10 @@ the CPU and says so in ``ModelStats.notes``.
 
 from __future__ import annotations
 
+import gc
 import warnings
-from typing import Any, Callable, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -61,10 +63,11 @@ def count(
     size the model was published at for a name (``(1, 3, 299, 299)`` for
     ``inception_v3``) and ``(1, 3, 224, 224)`` for a module.
     ``count_bias``: count bias additions as multiply-adds (ptflops does; thop 0.1.1,
-    fvcore, FlopCounterMode and torchvision's figures do not). ``device``: ``"meta"`` (default, falls back to CPU when the model
-    cannot run on meta) or ``"cpu"``. ``dtype`` sets the bytes per element of
-    ``mem_access_bytes``. Ops archstat does not know are listed in ``stats.uncounted``
-    and announced with an :class:`~archstat.errors.UncountedOpWarning`.
+    fvcore, FlopCounterMode and torchvision's figures do not). ``device``: ``"meta"``
+    (default, falls back to CPU when the model cannot run on meta) or ``"cpu"``. ``dtype``
+    sets the bytes per element of ``mem_access_bytes``. Ops archstat does not know are
+    listed in ``stats.uncounted`` and announced with an
+    :class:`~archstat.errors.UncountedOpWarning`.
     ``check_shapes``: on meta, run every op's meta kernel and compare its output shape with
     the formula's (slower; by default shape-only ops are not run, their formula gives the
     output shape).
@@ -74,6 +77,27 @@ def count(
     without hooks, and raise :class:`~archstat.crosscheck.verify.LayerMismatchError`
     naming the first layer where the two disagree.
     """
+    with _gc_paused():
+        return _count(model_or_name, input_shape, count_bias, device, dtype, model_kwargs, check_shapes,
+                      convention, verify)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Counting allocates many short-lived objects and frees them all at the end; a cyclic
+    garbage collection in between only adds a pause (0.2 s at times), so it waits."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _count(model_or_name: nn.Module | str, input_shape: Sequence[int] | None, count_bias: bool, device: str,
+           dtype: torch.dtype, model_kwargs: dict[str, Any] | None, check_shapes: bool, convention: str,
+           verify: bool) -> ModelStats:
     rules = convention_rules(convention)
     if count_bias and rules.name != "archstat":
         raise ArchstatError(f"count_bias applies to the archstat convention; {rules.name} fixes its own bias rule")
