@@ -20,7 +20,7 @@ from torch import nn
 
 from archstat.conventions import apply_convention
 from archstat.conventions import convention as convention_rules
-from archstat.counting.build import meta_init, to_meta
+from archstat.counting.build import build_meta
 from archstat.counting.counter import OpCounter
 from archstat.counting.stats import ModelStats, format_shape
 from archstat.errors import ArchstatError, CountError, InputTooSmallError, UncountedOpWarning
@@ -132,8 +132,8 @@ def _count_built(name: str, builder: Callable[[], nn.Module], shape: tuple[int, 
     """Build and count ``name``, trying meta, meta with small init tensors on CPU, then CPU."""
     attempts: list[tuple[str, Callable[[], nn.Module], str]] = []
     if device == "meta":
-        attempts += [("meta", lambda: _build(builder, False), "meta"),
-                     ("meta (small init tensors on CPU)", lambda: to_meta(_build(builder, True)), "meta")]
+        attempts += [("meta", lambda: build_meta(builder), "meta"),
+                     ("meta (small init tensors on CPU)", lambda: build_meta(builder, True), "meta")]
     attempts.append(("cpu", builder, "cpu"))
     notes: list[str] = []
     for label, build, run_on in attempts:
@@ -154,11 +154,6 @@ def _count_built(name: str, builder: Callable[[], nn.Module], shape: tuple[int, 
         stats.notes = notes + ([f"counted on {label}"] if notes else []) + stats.notes
         return stats
     raise CountError(f"{name}: could not be counted: {'; '.join(notes)}")
-
-
-def _build(builder: Callable[[], nn.Module], keep_small_on_cpu: bool) -> nn.Module:
-    with meta_init(keep_small_on_cpu):
-        return builder()
 
 
 def _count_module(model: nn.Module, shape: tuple[int, ...], count_bias: bool, device: str,

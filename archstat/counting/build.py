@@ -22,7 +22,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._device import _device_constructors
 
-__all__ = ["meta_init", "to_meta", "SMALL_TENSOR_ELEMENTS"]
+__all__ = ["meta_init", "to_meta", "build_meta", "build_structure", "SMALL_TENSOR_ELEMENTS"]
 
 #: Tensors smaller than this stay real under ``meta_init(keep_small_on_cpu=True)``.
 SMALL_TENSOR_ELEMENTS = 1 << 16
@@ -87,3 +87,23 @@ def meta_init(keep_small_on_cpu: bool = False) -> Iterator[None]:
 def to_meta(model: torch.nn.Module) -> torch.nn.Module:
     """Move every parameter and buffer still on a real device to meta (drops their data)."""
     return model.to("meta")
+
+
+def build_meta(builder: Callable[[], torch.nn.Module], keep_small_on_cpu: bool = False) -> torch.nn.Module:
+    """``builder()`` on the meta device; with ``keep_small_on_cpu`` the small tensors are real
+    while the constructor runs and moved to meta afterwards."""
+    with meta_init(keep_small_on_cpu):
+        model = builder()
+    return to_meta(model) if keep_small_on_cpu else model
+
+
+def build_structure(builder: Callable[[], torch.nn.Module]) -> torch.nn.Module:
+    """A model for its structure only (module tree, hyper-parameters): built on meta, then
+    on meta keeping small tensors real (constructors that compute on tensor values), and
+    on the CPU only if both fail."""
+    for keep_small_on_cpu in (False, True):
+        try:
+            return build_meta(builder, keep_small_on_cpu)
+        except Exception:  # a constructor that reads tensor values: try the next way
+            continue
+    return builder()

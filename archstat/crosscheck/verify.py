@@ -19,12 +19,12 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.instancenorm import _InstanceNorm
 
-from archstat.counting.build import meta_init
+from archstat.counting.build import build_structure
 from archstat.counting.handlers import FormulaCall
 from archstat.counting.stats import ModelStats, OpRecord, format_shape
 from archstat.errors import ArchstatError
 
-__all__ = ["verify_layers", "LayerMismatchError", "build_structure"]
+__all__ = ["verify_layers", "LayerMismatchError"]
 
 Shape = tuple[int, ...]
 Rebuild = Callable[[nn.Module, OpRecord], FormulaCall]
@@ -124,18 +124,6 @@ REBUILDERS: tuple[tuple[tuple[type, ...], Rebuild], ...] = (
 
 def _rebuilder(module: nn.Module) -> Rebuild | None:
     return next((fn for classes, fn in REBUILDERS if isinstance(module, classes)), None)
-
-
-def build_structure(builder: Callable[[], nn.Module]) -> nn.Module:
-    """Build a model for its structure only: on meta, then meta keeping small tensors on the
-    CPU (constructors that compute on tensor values), then on the CPU."""
-    for keep_small in (False, True):
-        try:
-            with meta_init(keep_small):
-                return builder()
-        except Exception:  # a constructor that reads tensor values: try the next way
-            continue
-    return builder()
 
 
 def _compare(r: OpRecord, module: nn.Module, call: FormulaCall, count_bias: bool) -> None:

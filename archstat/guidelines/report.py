@@ -75,16 +75,10 @@ def module_tree(model_or_name: "nn.Module | str") -> "nn.Module":
 
     if isinstance(model_or_name, nn.Module):
         return model_or_name
-    from archstat.counting.build import meta_init, to_meta
+    from archstat.counting.build import build_structure
     from archstat.models import model_builder
 
-    builder = model_builder(model_or_name)
-    try:
-        with meta_init():
-            return builder()
-    except Exception:  # a constructor computing on tensor values: keep small tensors real
-        with meta_init(keep_small_on_cpu=True):
-            return to_meta(builder())
+    return build_structure(model_builder(model_or_name))
 
 
 def _weighted_counts(stats: "ModelStats") -> Counter:
