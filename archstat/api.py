@@ -1,11 +1,13 @@
 """The Python API: :func:`count` a model (or a model name) and get :class:`ModelStats`.
 
-Running on the ``meta`` device is the default: a model built from a name is
-constructed on meta (no weights allocated) and run on a meta input (no activations);
-a model passed in is run through ``torch.func.functional_call`` with meta stand-ins for
-its parameters and buffers, leaving its own tensors untouched. Where that fails (code
-that reads tensor values, such as ``.item()`` or ``.tolist()``), the count falls back to
-the CPU and says so in ``ModelStats.notes``.
+Running on the ``meta`` device is the default: a model built from a name is constructed
+on meta (no weights allocated) and run on meta inputs (no activations); a model passed
+in is never run itself: a shadow copy with meta stand-ins for its parameters and buffers
+is (:mod:`archstat.counting.shadow`), so the caller's tensors, hooks and flags are left
+exactly as they were. Where meta cannot run a model (it reads tensor values: ``.item()``,
+``nonzero``, ``torchvision.ops.nms``), the count falls back to the CPU with real values,
+random weights and inputs drawn from a fixed seed (:data:`~archstat.counting.inputs.SEED`),
+and says so in ``ModelStats.notes``; ``example_inputs`` gives it real inputs instead.
 """
 
 from __future__ import annotations
@@ -22,17 +24,21 @@ from archstat.conventions import apply_convention
 from archstat.conventions import convention as convention_rules
 from archstat.counting.build import build_meta
 from archstat.counting.counter import OpCounter
+from archstat.counting.inputs import SEED, Inputs, inputs_from_examples, inputs_from_shapes
+from archstat.counting.shadow import shadow_copy, unique_tensors
 from archstat.counting.stats import ModelStats, format_shape
-from archstat.errors import ArchstatError, CountError, InputTooSmallError, UncountedOpWarning
-from archstat.models import default_input_size, model_builder
+from archstat.errors import ArchstatError, CountError, InputShapeError, RefusedError, UncountedOpWarning
+from archstat.models import input_spec, model_builder
 
-__all__ = ["count", "parse_input_size"]
+__all__ = ["count", "parse_input_size", "resolve_inputs"]
 
 
 def parse_input_size(text: str, batch: int = 1) -> tuple[int, ...]:
-    """``"3x224x224"`` -> ``(batch, 3, 224, 224)``; ``"224x224"`` (or ``"224"``) assumes 3 channels."""
+    """``"3x224x224"`` -> ``(batch, 3, 224, 224)``; ``"224x224"`` (or ``"224"``) assumes 3 channels.
+
+    One sample's size, without the batch: ``CxHxW`` (``CxTxHxW`` for video)."""
     try:
-        dims = tuple(int(d) for d in text.lower().replace(",", "x").split("x") if d.strip())
+        dims = tuple(int(d) for d in text.lower().split("x") if d.strip())
     except ValueError:
         raise ArchstatError(f"input size {text!r} is not of the form CxHxW or HxW (e.g. 3x224x224)") from None
     if not dims or any(d <= 0 for d in dims):
@@ -44,10 +50,20 @@ def parse_input_size(text: str, batch: int = 1) -> tuple[int, ...]:
     return (batch, *dims)
 
 
+def resolve_inputs(name: str, size: str | None, batch: int) -> Any:
+    """The ``input_shape`` of model ``name`` for ``--input-size`` text (``None``: the published
+    size) and a batch: a detector gets a list of ``batch`` images, RAFT two frames."""
+    if batch < 1:
+        raise ArchstatError(f"--batch must be at least 1, got {batch}")
+    spec = input_spec(name)
+    return spec.shapes(batch, parse_input_size(size)[1:] if size else None)
+
+
 def count(
     model_or_name: nn.Module | str,
-    input_shape: Sequence[int] | None = None,
+    input_shape: Any = None,
     *,
+    example_inputs: Any = None,
     count_bias: bool = False,
     device: str = "meta",
     dtype: torch.dtype = torch.float32,
@@ -58,16 +74,21 @@ def count(
 ) -> ModelStats:
     """Count params, multiply-adds, FLOPs and memory access of a model on one input.
 
-    ``model_or_name``: an ``nn.Module`` or a name (zoo, torchvision, ``timm:<name>``).
-    ``input_shape``: the full input shape with batch, ``(N, C, H, W)``; by default the
-    size the model was published at for a name (``(1, 3, 299, 299)`` for
-    ``inception_v3``) and ``(1, 3, 224, 224)`` for a module.
+    ``model_or_name``: an ``nn.Module`` or a name (zoo, torchvision of any task, ``timm:<name>``).
+    ``input_shape``: the full input shape with batch, ``(N, C, H, W)``; a tuple of shapes
+    for several positional inputs, a list for an input that is a list (detectors), a dict
+    for keyword inputs. By default the input the model was published at for a name
+    (``(1, 3, 299, 299)`` for ``inception_v3``, 16-frame clips for video models, a list of
+    one image for detectors, two frames for RAFT) and ``(1, 3, 224, 224)`` for a module.
+    ``example_inputs``: real inputs instead of shapes (a tensor, a tuple of positional
+    inputs, a list, a dict of keyword inputs); their values drive a CPU fallback.
     ``count_bias``: count bias additions as multiply-adds (ptflops does; thop 0.1.1,
     fvcore, FlopCounterMode and torchvision's figures do not). ``device``: ``"meta"``
-    (default, falls back to CPU when the model cannot run on meta) or ``"cpu"``. ``dtype``
-    sets the bytes per element of ``mem_access_bytes``. Ops archstat does not know are
-    listed in ``stats.uncounted`` and announced with an
-    :class:`~archstat.errors.UncountedOpWarning`.
+    (default, falls back to the CPU when the model cannot run on meta) or ``"cpu"``.
+    ``dtype`` sets the bytes per element of ``mem_access_bytes``. Ops archstat does not
+    know are listed in ``stats.uncounted`` and announced with an
+    :class:`~archstat.errors.UncountedOpWarning`; an input a layer would reject raises
+    :class:`~archstat.errors.InputShapeError` naming the layer.
     ``check_shapes``: on meta, run every op's meta kernel and compare its output shape with
     the formula's (slower; by default shape-only ops are not run, their formula gives the
     output shape).
@@ -78,8 +99,8 @@ def count(
     naming the first layer where the two disagree.
     """
     with _gc_paused():
-        return _count(model_or_name, input_shape, count_bias, device, dtype, model_kwargs, check_shapes,
-                      convention, verify)
+        return _count(model_or_name, input_shape, example_inputs, count_bias, device, dtype, model_kwargs,
+                      check_shapes, convention, verify)
 
 
 @contextmanager
@@ -95,7 +116,17 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _count(model_or_name: nn.Module | str, input_shape: Sequence[int] | None, count_bias: bool, device: str,
+def _inputs(name_or_model: nn.Module | str, input_shape: Any, example_inputs: Any) -> Inputs:
+    if example_inputs is not None:
+        if input_shape is not None:
+            raise ArchstatError("give input_shape or example_inputs, not both")
+        return inputs_from_examples(example_inputs)
+    if input_shape is None:
+        input_shape = input_spec(name_or_model).shapes() if isinstance(name_or_model, str) else (1, 3, 224, 224)
+    return inputs_from_shapes(input_shape)
+
+
+def _count(model_or_name: nn.Module | str, input_shape: Any, example_inputs: Any, count_bias: bool, device: str,
            dtype: torch.dtype, model_kwargs: dict[str, Any] | None, check_shapes: bool, convention: str,
            verify: bool) -> ModelStats:
     rules = convention_rules(convention)
@@ -105,13 +136,13 @@ def _count(model_or_name: nn.Module | str, input_shape: Sequence[int] | None, co
         raise ArchstatError(f"device must be 'meta' or 'cpu', not {device!r}")
     itemsize = torch.empty((), dtype=dtype).element_size()
     if isinstance(model_or_name, str):
-        name = model_or_name
-        builder = model_builder(name, **(model_kwargs or {}))
-        shape = tuple(input_shape) if input_shape is not None else (1, *default_input_size(name))
-        stats = _count_built(name, builder, shape, count_bias, device, check_shapes)
+        builder = model_builder(model_or_name, **(model_kwargs or {}))
+        inputs = _inputs(model_or_name, input_shape, example_inputs)
+        stats = _count_built(model_or_name, builder, inputs, count_bias, device, check_shapes)
     elif isinstance(model_or_name, nn.Module):
-        shape = tuple(input_shape) if input_shape is not None else (1, 3, 224, 224)
-        stats = _count_module(model_or_name, shape, count_bias, device, check_shapes)
+        model = _countable(model_or_name)
+        inputs = _inputs(model, input_shape, example_inputs)
+        stats = _count_module(model, inputs, count_bias, device, check_shapes)
     else:
         raise ArchstatError(f"count() takes an nn.Module or a model name, not {type(model_or_name).__name__}")
     stats.itemsize = itemsize
@@ -119,104 +150,141 @@ def _count(model_or_name: nn.Module | str, input_shape: Sequence[int] | None, co
     if verify:
         from archstat.crosscheck.verify import verify_layers
 
-        target = model_or_name if isinstance(model_or_name, nn.Module) else builder
+        target = model if isinstance(model_or_name, nn.Module) else builder
         stats.notes.append(verify_layers(target, stats, count_bias))
     return apply_convention(stats, rules.name)
+
+
+def _countable(model: nn.Module) -> nn.Module:
+    """The module to count: a compiled module's original; TorchScript refused."""
+    if isinstance(model, torch.jit.ScriptModule):
+        raise RefusedError(f"{getattr(model, 'original_name', type(model).__name__)} is a TorchScript module: its "
+                           "compiled graph runs outside the Python hooks archstat counts with; count the nn.Module "
+                           "before torch.jit.script / torch.jit.trace")
+    original = getattr(model, "_orig_mod", None)  # torch.compile's OptimizedModule
+    return original if isinstance(original, nn.Module) else model
 
 
 # --------------------------------------------------------------------------- strategies
 
 
-def _count_built(name: str, builder: Callable[[], nn.Module], shape: tuple[int, ...], count_bias: bool,
-                 device: str, check_shapes: bool) -> ModelStats:
-    """Build and count ``name``, trying meta, meta with small init tensors on CPU, then CPU."""
-    attempts: list[tuple[str, Callable[[], nn.Module], str]] = []
-    if device == "meta":
-        attempts += [("meta", lambda: build_meta(builder), "meta"),
-                     ("meta (small init tensors on CPU)", lambda: build_meta(builder, True), "meta")]
-    attempts.append(("cpu", builder, "cpu"))
+def meta_limitation(exc: BaseException) -> bool:
+    """Did ``exc`` come from the meta device's limits (an op reading values, a kernel
+    without a meta implementation) rather than from the model rejecting its input?"""
+    text = str(exc).lower()
+    return isinstance(exc, NotImplementedError) or "meta" in text or "data-dependent" in text \
+        or "data dependent" in text
+
+
+def _fallback_note(label: str, inputs: Inputs, reason: str) -> str:
+    what = "the example inputs" if inputs.examples else f"random inputs (seed {SEED}, uniform in [0, 1))"
+    return f"counted on the CPU ({label}) with {what}: {reason}"
+
+
+def _count_built(name: str, builder: Callable[[], nn.Module], inputs: Inputs, count_bias: bool, device: str,
+                 check_shapes: bool) -> ModelStats:
+    """Build and count ``name``: on meta, on meta with small init tensors on the CPU (for
+    constructors that compute on tensor values), then on the CPU with random weights from
+    a fixed seed (for forwards that read tensor values)."""
     notes: list[str] = []
-    for label, build, run_on in attempts:
-        try:
-            model = build()
-        except ArchstatError:
-            raise
-        except Exception as exc:  # a constructor that computes on tensor values
-            notes.append(f"building on {label} failed ({_one_line(exc)})")
-            continue
-        try:
-            stats = _run(model, shape, count_bias, run_on, name, check_shapes)
-        except (InputTooSmallError, ArchstatError) as exc:
-            if isinstance(exc, CountError) and run_on != "cpu":
-                notes.append(f"running on {label} failed ({exc})")
-                continue
-            raise
-        stats.notes = notes + ([f"counted on {label}"] if notes else []) + stats.notes
-        return stats
-    raise CountError(f"{name}: could not be counted: {'; '.join(notes)}")
-
-
-def _count_module(model: nn.Module, shape: tuple[int, ...], count_bias: bool, device: str,
-                  check_shapes: bool) -> ModelStats:
-    name = type(model).__name__
     if device == "meta":
-        try:
-            return _run(model, shape, count_bias, "meta", name, check_shapes)
-        except CountError as exc:
-            if all(t.is_meta for t in _tensors_of(model)) and any(True for _ in _tensors_of(model)):
+        for label, keep_small in (("meta", False), ("meta, small init tensors on CPU", True)):
+            try:
+                model = build_meta(builder, keep_small)
+            except ArchstatError:
                 raise
-            stats = _run(model, shape, count_bias, "own", name, check_shapes)
-            stats.notes.insert(0, f"running on meta failed ({exc}); counted on the model's own device")
+            except Exception as exc:  # a constructor that computes on tensor values
+                notes.append(f"building on {label} failed ({_one_line(exc)})")
+                continue
+            try:
+                stats = _run(model, _param_names(model), inputs, count_bias, "meta", name, check_shapes)
+            except _MetaLimit as limit:
+                notes.append(f"meta cannot run it ({limit})")
+                break
+            if notes:
+                stats.notes.insert(0, f"counted on {label}: {'; '.join(notes)}")
             return stats
-    return _run(model, shape, count_bias, "own", name, check_shapes)
-
-
-def _tensors_of(model: nn.Module):
-    yield from model.parameters()
-    yield from model.buffers()
-
-
-def _run(model: nn.Module, shape: tuple[int, ...], count_bias: bool, where: str, name: str,
-         check_shapes: bool = False) -> ModelStats:
-    """One forward pass under the counter. ``where``: "meta" (meta stand-ins for any real
-    tensors), "cpu" or "own" (the model's own tensors and device)."""
-    named_params = dict(model.named_parameters())
-    if where == "meta" and not all(t.is_meta for t in _tensors_of(model)):
-        stand_ins = {n: torch.empty_like(t, device="meta") for n, t in
-                     list(named_params.items()) + list(model.named_buffers())}
-        param_ids = {id(stand_ins[n]): n for n in named_params}
-        x = torch.empty(shape, device="meta")
-
-        def call() -> Any:
-            return torch.func.functional_call(model, stand_ins, (x,), tie_weights=True, strict=False)
-    else:
-        param_ids = {id(p): n for n, p in named_params.items()}
-        dev = "meta" if where == "meta" else next((t.device for t in _tensors_of(model)), torch.device("cpu"))
-        x = torch.empty(shape, device=dev) if where == "meta" else torch.randn(shape, device=dev)
-
-        def call() -> Any:
-            return model(x)
-
-    counter = OpCounter(model, param_ids, count_bias=count_bias, check_shapes=check_shapes)
     try:
-        counter.run(call)
+        model = _seeded(builder)
     except ArchstatError:
         raise
     except Exception as exc:
+        notes.append(f"building on the CPU failed ({_one_line(exc)})")
+        raise CountError(f"{name}: could not be built: {'; '.join(notes)}") from None
+    stats = _run(model, _param_names(model), inputs, count_bias, "cpu", name, check_shapes)
+    if notes:
+        stats.notes.insert(0, _fallback_note(f"random weights, seed {SEED}", inputs, "; ".join(notes)))
+    return stats
+
+
+def _param_names(model: nn.Module) -> dict[int, str]:
+    return {id(p): n for n, p in model.named_parameters()}
+
+
+def _seeded(builder: Callable[[], nn.Module]) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SEED)
+        return builder()
+
+
+def _count_module(model: nn.Module, inputs: Inputs, count_bias: bool, device: str, check_shapes: bool) -> ModelStats:
+    name = type(model).__name__
+    if device == "meta":
+        shadow, names = shadow_copy(model, "meta")
+        try:
+            return _run(shadow, names, inputs, count_bias, "meta", name, check_shapes)
+        except _MetaLimit as limit:
+            tensors = [t for _, t in unique_tensors(model)]
+            if tensors and all(t.is_meta for t in tensors):
+                raise CountError(f"{name}: meta cannot run it ({limit}) and its tensors are on meta too: build it "
+                                 "with real weights to count it on the CPU") from None
+            reason = f"meta cannot run it ({limit})"
+    else:
+        reason = ""
+    shadow, names = shadow_copy(model, "cpu")
+    stats = _run(shadow, names, inputs, count_bias, "cpu", name, check_shapes)
+    if reason:
+        stats.notes.insert(0, _fallback_note("a copy of the model's weights", inputs, reason))
+    return stats
+
+
+class _MetaLimit(Exception):
+    """The count failed on meta for a reason the CPU would not have (see :func:`meta_limitation`)."""
+
+
+def _run(model: nn.Module, param_names: dict[int, str], inputs: Inputs, count_bias: bool, where: str, name: str,
+         check_shapes: bool) -> ModelStats:
+    """One forward pass of ``model`` (a shadow or a private build) under the counter, on ``where``
+    ("meta" or "cpu"); ``param_names`` names its parameters after the caller's model."""
+    args, kwargs = inputs.materialise(where)
+    counter = OpCounter(model, param_names, count_bias=count_bias, check_shapes=check_shapes)
+    shape_text = format_shape(inputs.shapes)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(SEED)
+            counter.run(lambda: model(*args, **kwargs))
+    except ArchstatError as exc:
+        if isinstance(exc, InputShapeError):
+            raise type(exc)(f"{name} on input {shape_text}: {exc}") from None
+        raise
+    except Exception as exc:
         layer = counter.current_module
-        where_text = f"layer '{layer}'" if layer else "the model"
-        raise CountError(f"{name} on input {format_shape(shape)}: {where_text} failed: {_one_line(exc)}") from None
+        where_text = f"layer '{layer}' ({type(dict(model.named_modules())[layer]).__name__})" if layer else "the model"
+        if where == "meta" and meta_limitation(exc):
+            raise _MetaLimit(f"{where_text}: {_one_line(exc)}") from None
+        raise CountError(f"{name} on input {shape_text}: {where_text} failed: {_one_line(exc)}") from None
+    named_params = dict(model.named_parameters())
     params = sum(p.numel() for p in named_params.values())
     used = counter.attributed
-    unused = {n: p.numel() for n, p in named_params.items() if n not in used}
+    unused = {param_names.get(id(p), n): p.numel() for n, p in named_params.items()
+              if param_names.get(id(p), n) not in used}
     notes = list(counter.mismatches)
     if unused:
         heads = _outermost({n.rpartition(".")[0] for n in unused})
         notes.append(f"{sum(unused.values()):,} params are never used by the forward pass ({', '.join(heads[:5])}"
                      f"{', ...' if len(heads) > 5 else ''}); they are in params, not in any row")
-    return ModelStats(model=name, input_shape=shape, records=counter.records, params=params,
-                      device="meta" if where == "meta" else str(x.device), unused_params=unused, notes=notes,
-                      free_ops=counter.free_ops)
+    return ModelStats(model=name, input_shape=inputs.shapes, records=counter.records, params=params,
+                      device=where, unused_params=unused, notes=notes, free_ops=counter.free_ops)
 
 
 def _outermost(paths: set[str]) -> list[str]:

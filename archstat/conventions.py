@@ -34,25 +34,28 @@ from dataclasses import dataclass, replace
 from math import prod
 from typing import TYPE_CHECKING, Callable
 
+from torch import nn
+
 from archstat.errors import ArchstatError
-from archstat.formulas import ACTIVATIONS, Cost
+from archstat.formulas import Cost
 
 if TYPE_CHECKING:
     from archstat.counting.stats import ModelStats, OpRecord
 
-__all__ = ["Convention", "CONVENTIONS", "convention", "components", "record_madds", "total_madds",
-           "apply_convention", "op_type", "MULTIPLY_ADD_TYPES", "BIAS"]
+__all__ = ["Convention", "KnownBug", "CONVENTIONS", "convention", "components", "intended", "record_madds",
+           "total_madds", "apply_convention", "op_type", "MULTIPLY_ADD_TYPES", "BIAS"]
 
 #: Op type of each multiply-add formula (the work every counter means to count).
-MULTIPLY_ADD_TYPES = {"conv": "conv", "conv_transpose": "conv transpose", "linear": "linear", "matmul": "matmul",
-                      "einsum": "einsum", "sdpa": "attention", "mha": "attention"}
+MULTIPLY_ADD_TYPES = {"conv": "conv", "conv_transpose": "conv transpose", "deform_conv": "conv", "linear": "linear",
+                      "matmul": "matmul", "einsum": "einsum", "sdpa": "attention", "mha": "attention",
+                      "rnn": "recurrent", "rnn_cell": "recurrent"}
 
 #: The op type of bias additions, split off the conv / linear they belong to.
 BIAS = "bias"
 
-_SOFTMAX = frozenset({"softmax", "log_softmax", "logsoftmax", "softmax2d"})
-_DATA_MOVEMENT = frozenset({"concat", "split", "copy", "channel_shuffle", "pad", "fill"})
-_NORMS = {"layer_norm": "layer norm", "group_norm": "group norm", "local_response_norm": "local response norm"}
+_SOFTMAX = frozenset({"softmax", "log_softmax", "softmin"})
+_NORMS = {"layer_norm": "layer norm", "rms_norm": "layer norm", "group_norm": "group norm",
+          "local_response_norm": "local response norm", "batch_norm": "batch norm", "instance_norm": "instance norm"}
 
 Parts = dict[str, int]
 Rule = Callable[["OpRecord"], Parts]
@@ -60,28 +63,27 @@ Rule = Callable[["OpRecord"], Parts]
 
 def op_type(record: "OpRecord") -> str:
     """The op type a record's work is reported under in the reconciliation: ``"conv"``,
-    ``"batch norm"``, ``"activation"``, ``"max pool"``, ``"element-wise"``, ``"uncounted"`` ..."""
-    call = record.call
-    if call is None or not record.counted:
+    ``"batch norm"``, ``"activation"``, ``"max pool"``, ``"element-wise"``, ``"uncounted"`` ...
+    read from the record's formula and category."""
+    call, category = record.call, record.category
+    if call is None or category is None or not record.counted:
         return "uncounted"
-    name = call.formula
-    if name in MULTIPLY_ADD_TYPES:
-        return MULTIPLY_ADD_TYPES[name]
-    if name == "batch_norm":
-        return record.kind
-    if name in _NORMS:
-        return _NORMS[name]
-    if name == "pool":
-        return f"{call.kwargs.get('mode', 'max')} pool"
-    if name == "adaptive_pool":
-        return f"adaptive {call.kwargs.get('mode', 'avg')} pool"
-    if name == "elementwise":
-        op = str(call.args[0])
-        return "softmax" if op in _SOFTMAX else "activation" if op in ACTIVATIONS else "element-wise"
-    if name in _DATA_MOVEMENT:
+    if call.formula in MULTIPLY_ADD_TYPES:
+        return MULTIPLY_ADD_TYPES[call.formula]
+    family, op = category.family, category.op
+    if family == "norm":
+        return _NORMS.get(op, op.replace("_", " "))
+    if family == "pool":
+        return op.replace("_", " ")
+    if family == "activation":
+        return "activation"
+    if family == "elementwise":
+        return "softmax" if op in _SOFTMAX else "element-wise"
+    if family == "data_movement":
         return "data movement"
-    return name  # interpolate, reduction
-
+    if family == "resample" and op.startswith("interpolate"):
+        return "interpolate"
+    return family
 
 # --------------------------------------------------------------------------- building blocks
 
@@ -130,7 +132,7 @@ def _rate(per_element: int, affine: int | None = None, of: str = "input") -> Cal
     return rule
 
 
-def _module_rules(table: dict[tuple[str, ...], Callable[["OpRecord"], int]]) -> dict[str, Callable]:
+def _module_rules(table: dict[tuple[type, ...], Callable[["OpRecord"], int]]) -> dict[type, Callable]:
     return {cls: rule for classes, rule in table.items() for cls in classes}
 
 
@@ -154,29 +156,41 @@ def _multiply_adds_only(record: "OpRecord") -> Parts:
     return _multiply_adds(record, bias=False)
 
 
-#: fvcore counts by aten op on a JIT trace: no bias, 2 per element for an affine eval-mode
-#: batch norm (1 without affine), 5 per element for an affine layer/group/instance norm (4
-#: without), 1 per input element of aten::adaptive_avg_pool2d, 1 per output element of
-#: aten::upsample_nearest2d and 4 of aten::upsample_bilinear2d; nothing else.
+#: fvcore counts by aten op on a JIT trace: no bias; aten::batch_norm 2 per element in eval
+#: mode when affine (1 without), and in training mode (batch statistics, as weight
+#: standardisation computes them on a conv's weight) 5 per element when affine (4 without),
+#: like layer / group / instance norm; 1 per input element of aten::adaptive_avg_pool2d, 1
+#: per output element of aten::upsample_nearest2d and 4 of aten::upsample_bilinear2d;
+#: nothing else (aten::lstm, aten::gru: no handle).
 _FVCORE_INTERPOLATION = {"nearest": 1, "bilinear": 4}
 
 
 def _fvcore(record: "OpRecord") -> Parts:
+    call, category = record.call, record.category
+    if call is None or category is None:
+        return {}
+    if call.formula in ("rnn", "rnn_cell"):
+        return {}
     parts = _multiply_adds(record, bias=False)
-    if parts or record.call is None:
+    if parts:
         return parts
-    call, kind = record.call, op_type(record)
-    if kind == "batch norm":
+    if category.op == "batch_norm" and not call.kwargs.get("training", False):
         value = _rate(1, affine=2)(record)
-    elif kind in ("instance norm", "group norm") or (kind == "layer norm" and record.type != "rms_norm"):
+    elif category.op in ("batch_norm", "instance_norm", "group_norm", "layer_norm"):
         value = _rate(4, affine=5)(record)
-    elif kind == "adaptive avg pool" and call.kwargs.get("spatial_dims") == 2:
+    elif category.op == "adaptive_avg_pool" and call.kwargs.get("spatial_dims") == 2:
         value = _in(record)
     elif call.formula == "interpolate" and len(record.output_shape) == 4:
         value = _out(record) * _FVCORE_INTERPOLATION.get(call.kwargs.get("mode", "nearest"), 0)
     else:
         value = 0
     return _with_type(record, value)
+
+
+def _string_padding(record: "OpRecord") -> bool:
+    """A convolution given ``padding="same"`` or ``"valid"``: traced as aten::_convolution_mode."""
+    return record.call is not None and record.call.formula == "conv" and isinstance(
+        record.call.kwargs.get("padding"), str)
 
 
 def _thop_adaptive_avg(record: "OpRecord") -> int:
@@ -191,13 +205,13 @@ _THOP_UPSAMPLE = {"nearest": 1, "linear": 5, "bilinear": 11, "bicubic": 259}
 #: thop counts nn.Module layers by exact class (``type(m) in register_hooks``): a subclass,
 #: and every functional call, is invisible to it. Per-element rates of its rules:
 _THOP_MODULES = _module_rules({
-    ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", "LayerNorm", "InstanceNorm1d", "InstanceNorm2d",
-     "InstanceNorm3d"): _rate(2, affine=4),
-    ("PReLU",): _rate(1),
-    ("Softmax",): _rate(3),  # exp, add, divide per element (thop's n - 1 adds per row: -1 per row not modelled)
-    ("AvgPool1d", "AvgPool2d", "AvgPool3d"): _rate(1, of="output"),
-    ("AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d"): _thop_adaptive_avg,
-    ("Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d"):
+    (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.LayerNorm, nn.InstanceNorm1d,
+     nn.InstanceNorm2d, nn.InstanceNorm3d): _rate(2, affine=4),
+    (nn.PReLU,): _rate(1),
+    (nn.Softmax,): _rate(3),  # exp, add, divide per element (thop's n - 1 adds per row: -1 per row not modelled)
+    (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d): _rate(1, of="output"),
+    (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d): _thop_adaptive_avg,
+    (nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d):
         lambda r: _out(r) * _THOP_UPSAMPLE.get(r.call.kwargs.get("mode", "nearest"), 0),
 })
 
@@ -206,7 +220,7 @@ def _thop(record: "OpRecord") -> Parts:
     parts = _multiply_adds(record, bias=False)
     if parts or record.call is None:
         return parts
-    rule = _THOP_MODULES.get(record.type)
+    rule = _THOP_MODULES.get(record.module_class)
     return _with_type(record, rule(record)) if rule else {}
 
 
@@ -215,14 +229,15 @@ def _thop(record: "OpRecord") -> Parts:
 #: F.softmax, the F.*pool*d functions, F.interpolate, torch.matmul / mm / bmm ...). A
 #: module without a hook whose forward calls a patched function is counted through it.
 _PTFLOPS_MODULES = _module_rules({
-    ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "GroupNorm"):
-        _rate(1, affine=2),
-    ("LayerNorm",): _rate(1),  # its hook doubles for `affine`, an attribute LayerNorm does not have
-    ("ReLU", "PReLU", "ELU", "LeakyReLU", "ReLU6", "GELU", "SiLU", "Softmax", "Softmax2d"): _rate(1, of="output"),
-    ("MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d", "AdaptiveMaxPool1d",
-     "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d"):
+    (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d,
+     nn.GroupNorm): _rate(1, affine=2),
+    (nn.LayerNorm,): _rate(1),  # its hook doubles for `affine`, an attribute LayerNorm does not have
+    (nn.ReLU, nn.PReLU, nn.ELU, nn.LeakyReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Softmax, nn.Softmax2d):
+        _rate(1, of="output"),
+    (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveMaxPool1d,
+     nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d):
         _rate(1),
-    ("Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d"): _rate(1, of="output"),
+    (nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d): _rate(1, of="output"),
 })
 
 _PTFLOPS_FUNCTIONS = {name: _rate(1) for name in (
@@ -249,18 +264,35 @@ def _ptflops(record: "OpRecord") -> Parts:
     parts = _multiply_adds(record, bias=True)
     if parts:
         return parts
-    rule = _PTFLOPS_MODULES.get(record.type) or _PTFLOPS_FUNCTIONS.get(record.type)
+    rule = _PTFLOPS_MODULES.get(record.module_class) if record.module_class is not None \
+        else _PTFLOPS_FUNCTIONS.get(record.type)
     return _with_type(record, rule(record)) if rule else {}
+
+
+@dataclass(frozen=True)
+class KnownBug:
+    """An op a tool means to count and drops, reproduced by its convention (so a count under
+    that convention gives what the tool gives) and flagged by ``archstat check``.
+
+    ``applies(record)`` says whether the op is one it drops; ``why`` is the flag's text;
+    ``checked`` the tool version the behaviour was observed in.
+    """
+
+    applies: Callable[["OpRecord"], bool]
+    why: str
+    checked: str
 
 
 @dataclass(frozen=True)
 class Convention:
     """What one counter counts, as a rule over archstat's records.
 
-    ``rule(record)`` gives the multiply-add equivalents the tool counts for that op, by
-    op type. ``per_madd`` is how many units the tool reports per multiply-add (2 for
-    ``FlopCounterMode``'s FLOPs, 1 for the others). ``rules`` lists, for the docs and
-    ``archstat check``, what the tool counts beyond multiply-adds.
+    ``rule(record)`` gives the multiply-add equivalents the tool means to count for that
+    op, by op type; ``bugs`` are the ops it drops although its rules count them (the
+    convention drops them too, and ``check`` flags them). ``per_madd`` is how many units
+    the tool reports per multiply-add (2 for ``FlopCounterMode``'s FLOPs, 1 for the
+    others). ``rules`` lists, for the docs and ``archstat check``, what the tool counts
+    beyond multiply-adds.
     """
 
     name: str
@@ -270,6 +302,11 @@ class Convention:
     summary: str
     rules: tuple[str, ...]
     rule: Rule
+    bugs: tuple[KnownBug, ...] = ()
+
+    def bug(self, record: "OpRecord") -> KnownBug | None:
+        """The known bug that makes the tool drop ``record``, if any."""
+        return next((b for b in self.bugs if b.applies(record)), None)
 
 
 CONVENTIONS: dict[str, Convention] = {c.name: c for c in (
@@ -290,7 +327,14 @@ CONVENTIONS: dict[str, Convention] = {c.name: c for c in (
                ("batch norm (eval): 2 per element if affine, else 1",
                 "layer / group / instance norm: 5 per element if affine, else 4",
                 "aten::adaptive_avg_pool2d: 1 per input element", "upsample: nearest 1, bilinear 4 per output element",
-                "activations, max/avg pooling, element-wise ops: 0 (unsupported or ignored operators)"), _fvcore),
+                "batch norm in training mode (batch statistics, weight standardisation): 5 per element if affine, "
+                "else 4",
+                "activations, max/avg pooling, element-wise ops, recurrent layers: 0 (unsupported or ignored "
+                "operators)",
+                "convolutions with padding='same' or 'valid': 0 (a known bug, flagged by check)"), _fvcore,
+               (KnownBug(_string_padding, "drops the convolution: padding='same' / 'valid' traces as "
+                                          "aten::_convolution_mode, which has no handle in fvcore",
+                         "fvcore 0.1.5.post20221221"),)),
     Convention("thop", "thop.profile", "MACs", 1,
                "multiply-adds (no bias) of the nn.Module classes it has rules for, plus norm, pooling, softmax and "
                "upsampling work of those modules; functional calls are invisible to it",
@@ -319,7 +363,16 @@ def convention(name: str) -> Convention:
 
 
 def components(record: "OpRecord", name: str) -> Parts:
-    """What convention ``name`` counts for ``record``, by op type, in multiply-add equivalents."""
+    """What convention ``name`` counts for ``record``, by op type, in multiply-add equivalents
+    (nothing for an op a known bug of the tool drops)."""
+    rules = convention(name)
+    if rules.bug(record) is not None:
+        return {}
+    return {k: v for k, v in rules.rule(record).items() if v}
+
+
+def intended(record: "OpRecord", name: str) -> Parts:
+    """What convention ``name``'s rules count for ``record``, its known bugs aside."""
     return {k: v for k, v in convention(name).rule(record).items() if v}
 
 

@@ -3,8 +3,8 @@ the CLI prints it and exits with status 2, without a traceback."""
 
 from __future__ import annotations
 
-__all__ = ["ArchstatError", "UnknownModelError", "InputTooSmallError", "CountError", "UncountedOpWarning",
-           "FormulaMismatchWarning"]
+__all__ = ["ArchstatError", "UnknownModelError", "InputShapeError", "InputTooSmallError", "RefusedError",
+           "CountError", "UncountedOpWarning", "FormulaMismatchWarning"]
 
 
 class ArchstatError(Exception):
@@ -18,8 +18,17 @@ class UnknownModelError(ArchstatError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class InputTooSmallError(ArchstatError, ValueError):
+class InputShapeError(ArchstatError, ValueError):
+    """A layer would reject the input it is given (wrong rank or channel count): refused,
+    not counted; the message names the layer."""
+
+
+class InputTooSmallError(InputShapeError):
     """The input shape is too small for a layer of the network (named in the message)."""
+
+
+class RefusedError(ArchstatError, ValueError):
+    """The model holds an op or module archstat knows and does not count (the message says why)."""
 
 
 class CountError(ArchstatError, RuntimeError):

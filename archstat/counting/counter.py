@@ -3,18 +3,18 @@
 Two observers work together, and never on the same op:
 
 * forward pre/post hooks on every submodule keep the qualified name of the module
-  being run; for a module with a registered handler (``nn.Conv2d``,
+  being run; for a module with a registered handler (``nn.Conv2d``, ``nn.LSTM``,
   ``nn.MultiheadAttention`` ...) the pre-hook evaluates the handler's formula from the
   module's hyper-parameters and input shapes, and everything the module does inside
   is *suppressed* (not recorded again);
 * a :class:`~torch.overrides.TorchFunctionMode`, active only during the run, sees
   every torch function and tensor method called outside such modules (``x + y``,
-  ``torch.cat``, ``F.interpolate``, ``q @ k.transpose(-2, -1)``) and maps it to a formula
-  through :mod:`archstat.counting.handlers`.
+  ``torch.cat``, ``F.interpolate``, ``q @ k.transpose(-2, -1)``, ``torchvision.ops.nms``)
+  and maps it to a formula through :mod:`archstat.counting.handlers`.
 
-Nothing is stored on the user's model: hooks are removed and training flags restored
-when the run ends, whatever happens. The model runs on the ``meta`` device by
-default (see :func:`run_counter`), so no activation memory is allocated.
+The counter runs the model it is given; :func:`archstat.count` gives it a shadow copy
+(:mod:`archstat.counting.shadow`), never the user's module. Hooks are removed and
+training flags restored when the run ends, whatever happens.
 """
 
 from __future__ import annotations
@@ -26,39 +26,39 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
+from torch.nn.parameter import UninitializedParameter
 from torch.overrides import TorchFunctionMode
 
-from archstat.counting.handlers import (FREE, SHAPE_ONLY_FUNCTIONS, FormulaCall, call_handler, handler_for_module,
-                                        normalise_name)
+from archstat.counting.handlers import (FREE, SHAPE_ONLY_FUNCTIONS, FormulaCall, RefusedOpError, call_handler,
+                                        handler_for_module, normalise_name)
 from archstat.counting.stats import OpRecord, format_shape
-from archstat.errors import FormulaMismatchWarning, InputTooSmallError
-from archstat.formulas import Cost, OpCost, ShapeError
+from archstat.errors import FormulaMismatchWarning, InputShapeError, InputTooSmallError, RefusedError
+from archstat.formulas import Cost, EmptyOutputError, OpCost, ShapeError
 
-__all__ = ["OpCounter"]
+__all__ = ["OpCounter", "flat_tensors"]
 
 
-def _flat_tensors(value: Any) -> list[torch.Tensor]:
+def flat_tensors(value: Any) -> list[torch.Tensor]:
+    """Every tensor in ``value`` (nested tuples, lists, dicts, PackedSequences), in order."""
     if isinstance(value, torch.Tensor):
         return [value]
     if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _flat_tensors(v)] if value else []
+        return [t for v in value for t in flat_tensors(v)] if value else []
     if isinstance(value, dict):
-        return [t for v in value.values() for t in _flat_tensors(v)]
+        return [t for v in value.values() for t in flat_tensors(v)]
     return []
 
 
 def _observed_shapes(output: Any) -> list[tuple[int, ...]]:
-    return [tuple(t.shape) for t in _flat_tensors(output)]
+    return [tuple(t.shape) for t in flat_tensors(output)]
 
 
 def _shapes_agree(predicted: Any, observed: list[tuple[int, ...]]) -> bool:
-    """Does the formula's output shape match what torch produced? (Unbatched inputs were
-    given a batch of 1 by the handler, so a leading 1 may be missing in ``observed``.)"""
+    """Does the formula's output shape match what torch produced?"""
     if not observed:
         return True
     wanted = list(predicted) if predicted and isinstance(predicted[0], tuple) else [tuple(predicted)]
-    got = observed[: len(wanted)]
-    return all(w == g or (len(w) == len(g) + 1 and w[0] == 1 and w[1:] == g) for w, g in zip(wanted, got))
+    return all(w == g for w, g in zip(wanted, observed[: len(wanted)]))
 
 
 #: Calls that only read tensor metadata (``x.shape``, ``x.size()``, ``x.dim()``): nothing to count.
@@ -78,7 +78,7 @@ class _Interceptor(TorchFunctionMode):
         name = normalise_name(func)
         if name in _METADATA:
             return func(*args, **kwargs)
-        operands = _flat_tensors(args) + _flat_tensors(kwargs) if kwargs else _flat_tensors(args)
+        operands = flat_tensors(args) + flat_tensors(kwargs) if kwargs else flat_tensors(args)
         planned = self.counter.plan(name, func, args, kwargs, operands)
         out = func(*args, **kwargs) if planned is None else planned[2]
         if not self.counter.suppressed:
@@ -90,15 +90,16 @@ class OpCounter:
     """Records the ops of one forward pass of ``model``.
 
     ``param_names`` maps ``id(tensor)`` of every parameter the run will see to its
-    canonical qualified name (with ``torch.func.functional_call`` these are the meta
-    stand-ins, not the user's tensors). Use :meth:`run`; read :attr:`records`.
+    canonical qualified name. ``train``: run in training mode (batch statistics,
+    dropout) instead of eval. Use :meth:`run`; read :attr:`records`.
     """
 
     def __init__(self, model: nn.Module, param_names: dict[int, str], count_bias: bool = False,
-                 check_shapes: bool = False) -> None:
+                 check_shapes: bool = False, train: bool = False) -> None:
         self.model = model
         self.count_bias = count_bias
         self.check_shapes = check_shapes
+        self.train = train
         self.records: list[OpRecord] = []
         self.free_ops = 0
         self.mismatches: list[str] = []
@@ -107,11 +108,7 @@ class OpCounter:
         self._attributed: set[str] = set()
         self._modules = list(model.named_modules())
         self._module_names = {id(m): name for name, m in self._modules}
-        canonical = {id(p): name for name, p in model.named_parameters()}
-        # Taken before the run (functional_call swaps in stand-ins). A handled module answers
-        # for its whole subtree: nn.MultiheadAttention owns out_proj.
-        self._owned = {id(m): [(canonical[id(p)], p.numel()) for p in m.parameters()]
-                       for _, m in self._modules if handler_for_module(m) is not None}
+        self._owned: dict[int, list[tuple[str, torch.Tensor]]] = {}
         self._stack: list[str] = []
         self._pending: list[tuple[nn.Module, FormulaCall, OpCost, tuple] | None] = []
         self._suppress = 0
@@ -136,8 +133,9 @@ class OpCounter:
     def run(self, call: Callable[[], Any]) -> Any:
         """Run ``call()`` (which runs the model) with hooks and the interceptor in place.
 
-        The model is put in eval mode for the run; every module's training flag and
-        the hook dictionaries are restored afterwards, also on error.
+        The model is put in eval mode (train mode with ``train``) for the run; every
+        module's training flag and the hook dictionaries are restored afterwards, also on
+        error.
         """
         modes = {m: m.training for _, m in self._modules}
         handles = []
@@ -146,8 +144,8 @@ class OpCounter:
                 handles.append(m.register_forward_pre_hook(self._pre_hook, with_kwargs=True))
                 handles.append(m.register_forward_hook(self._post_hook, with_kwargs=True))
             for m in modes:
-                m.training = False
-            with torch.no_grad(), _Interceptor(self):
+                m.training = self.train
+            with torch.set_grad_enabled(self.train), _Interceptor(self):
                 return call()
         finally:
             for h in handles:
@@ -157,22 +155,31 @@ class OpCounter:
 
     # ----------------------------------------------------------------- modules
 
+    def _owned_params(self, module: nn.Module) -> list[tuple[str, int]]:
+        """Canonical names and sizes of the parameters of ``module``'s subtree (a handled module
+        answers for all of it: nn.MultiheadAttention owns out_proj). Read when the module
+        first runs, after a lazy module has materialised its parameters."""
+        key = id(module)
+        if key not in self._owned:
+            self._owned[key] = [(self._param_names.get(id(p), ""), p) for p in module.parameters()]
+        return [(name, p.numel()) for name, p in self._owned[key] if not isinstance(p, UninitializedParameter)]
+
     def _pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         name = self._module_names.get(id(module), type(module).__name__)
         self._stack.append(name)
-        handler = None if self.suppressed else handler_for_module(module)
-        if handler is None:
+        rule = None if self.suppressed else handler_for_module(module)
+        if rule is None:
             self._pending.append(None)
             return
         try:
-            call = handler(module, args, kwargs)
+            call = rule(module, args, kwargs)
             op = FREE if call is FREE else call.evaluate(count_bias=self.count_bias)
         except ShapeError as exc:
-            shapes = format_shape(tuple(tuple(t.shape) for t in _flat_tensors(args)))
-            raise InputTooSmallError(
-                f"layer '{name or type(module).__name__}' ({type(module).__name__}) cannot take input {shapes}: {exc}"
-            ) from None
-        self._pending.append((module, call, op, tuple(tuple(t.shape) for t in _flat_tensors(args))))
+            shapes = format_shape(tuple(tuple(t.shape) for t in flat_tensors(args) + flat_tensors(kwargs)))
+            error = InputTooSmallError if isinstance(exc, EmptyOutputError) else InputShapeError
+            raise error(f"layer '{name or type(module).__name__}' ({type(module).__name__}) cannot take input "
+                        f"{shapes}: {exc}") from None
+        self._pending.append((module, call, op, tuple(tuple(t.shape) for t in flat_tensors(args))))
         self._suppress += 1
 
     def _post_hook(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
@@ -186,14 +193,15 @@ class OpCounter:
             self.free_ops += 1
             return
         params = op.cost.params
-        owned = self._owned.get(id(module), [])
+        owned = self._owned_params(module)
+        held = sum(n for _, n in owned)
         note = ""
-        if owned and params != sum(n for _, n in owned) and not (self._attributed & {p for p, _ in owned}):
-            note = f"formula gives {params:,} params, module holds {sum(n for _, n in owned):,}"
+        if owned and params != held and not (self._attributed & {p for p, _ in owned}):
+            note = f"formula gives {params:,} params, module holds {held:,}"
         params -= sum(n for p, n in owned if p in self._attributed)
         self._attributed.update(p for p, _ in owned)
         self._record(name or type(module).__name__, name, type(module).__name__, call, op, in_shapes,
-                     output, max(params, 0), note)
+                     output, max(params, 0), note, type(module))
 
     # ----------------------------------------------------------------- functions
 
@@ -225,12 +233,14 @@ class OpCounter:
     def on_function(self, name: str, func: Callable, args: tuple, kwargs: dict, operands: list[torch.Tensor],
                     out: Any, planned: tuple[FormulaCall, OpCost | None, Any] | None = None) -> None:
         """Record one torch function call made outside any handled module."""
-        outputs = _flat_tensors(out)
+        outputs = flat_tensors(out)
         if not outputs:
             return  # metadata: size(), dim(), shape ...
         param_operands = [self._param_names[id(t)] for t in operands if id(t) in self._param_names]
         try:
             call = planned[0] if planned else call_handler(name, func, args, kwargs, out)
+        except RefusedOpError as exc:
+            raise RefusedError(f"op {name} in '{self.current_module or '(root)'}' is not counted: {exc}") from None
         except Exception as exc:  # a known op with arguments its handler cannot read
             self._uncounted(name, func, operands, out, f"handler failed: {type(exc).__name__}: {exc}")
             return
@@ -271,7 +281,7 @@ class OpCounter:
         module = self.current_module
         qualified = f"{getattr(func, '__module__', None) or 'torch.Tensor'}.{getattr(func, '__name__', name)}"
         self.records.append(OpRecord(
-            name=self._function_row_name(module, name), module=module, type=qualified, kind="uncounted",
+            name=self._function_row_name(module, name), module=module, type=qualified, category=None,
             input_shapes=tuple(tuple(t.shape) for t in operands),
             output_shape=tuple(_observed_shapes(out)[0]) if _observed_shapes(out) else (),
             cost=Cost(), counted=False, call=None, note=note))
@@ -279,7 +289,7 @@ class OpCounter:
     # ----------------------------------------------------------------- shared
 
     def _record(self, name: str, module: str, type_name: str, call: FormulaCall, op: OpCost,
-                in_shapes: tuple, output: Any, params: int, note: str) -> None:
+                in_shapes: tuple, output: Any, params: int, note: str, module_class: type | None = None) -> None:
         observed = _observed_shapes(output)
         if not _shapes_agree(op.output_shape, observed):
             note = (note + "; " if note else "") + (
@@ -288,5 +298,6 @@ class OpCounter:
             self.mismatches.append(f"{name}: {note}")
             warnings.warn(f"archstat: {name}: {note}", FormulaMismatchWarning, stacklevel=2)
         cost = Cost(params, op.cost.madds, op.cost.flops, op.cost.mem_access)
-        self.records.append(OpRecord(name=name, module=module, type=type_name, kind=op.kind, input_shapes=in_shapes,
-                                     output_shape=op.output_shape, cost=cost, counted=True, call=call, note=note))
+        self.records.append(OpRecord(name=name, module=module, type=type_name, category=op.category,
+                                     input_shapes=in_shapes, output_shape=op.output_shape, cost=cost, counted=True,
+                                     call=call, note=note, module_class=module_class))

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from archstat.formulas import Cost, Shape
+from archstat.formulas import Category, Cost, Shape
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -16,15 +16,20 @@ if TYPE_CHECKING:
 __all__ = ["OpRecord", "ModelStats", "LAYER_COLUMNS", "format_shape"]
 
 #: Columns of :attr:`ModelStats.layers`, in order.
-LAYER_COLUMNS = ("name", "module", "type", "kind", "input_shapes", "output_shape", "params", "madds", "flops",
-                 "mem_access", "counted", "note")
+LAYER_COLUMNS = ("name", "module", "type", "kind", "family", "input_shapes", "output_shape", "params", "madds",
+                 "flops", "mem_access", "counted", "note")
 
 
-def format_shape(shape: Shape | tuple | None) -> str:
-    """``(1, 3, 224, 224)`` -> ``"1x3x224x224"``; several shapes are joined with ``", "``."""
+def format_shape(shape: Shape | tuple | list | dict | None) -> str:
+    """``(1, 3, 224, 224)`` -> ``"1x3x224x224"``; several shapes are joined with ``", "``, a
+    list of shapes is bracketed (``"[3x800x800]"``) and a dict names its keys (``"x=1x3x8x8"``)."""
     if shape is None:
         return ""
-    if shape and all(isinstance(s, tuple) for s in shape):
+    if isinstance(shape, dict):
+        return ", ".join(f"{k}={format_shape(v)}" for k, v in shape.items())
+    if isinstance(shape, list):
+        return "[" + ", ".join(format_shape(s) for s in shape) + "]"
+    if shape and all(isinstance(s, (tuple, list, dict)) for s in shape):
         return ", ".join(format_shape(s) for s in shape)
     return "x".join(map(str, shape)) if shape else "scalar"
 
@@ -35,25 +40,39 @@ class OpRecord:
 
     ``name`` is the qualified module name for a module-level op (``layer1.0.conv1``)
     or ``<module>:<function>`` for a functional op inside a module (``layer1.0:add``).
-    ``cost.params`` holds only parameters used here for the first time, so that a
-    module called twice, or a shared weight, is not counted twice. ``counted`` is
-    False for an op archstat does not know: its cost is zero *and* it is reported.
+    ``type`` is the module's class name or the function's name, for display;
+    ``module_class`` the module's class itself (``None`` for a function). ``category``
+    says what the op is (family, depthwise, pointwise ...) and is what code reads;
+    ``kind`` is its display label. ``cost.params`` holds only parameters used here for
+    the first time, so that a module called twice, or a shared weight, is not counted
+    twice. ``counted`` is False for an op archstat does not know: its cost is zero *and*
+    it is reported (``category`` is then ``None``).
     """
 
     name: str
     module: str
     type: str
-    kind: str
+    category: Category | None
     input_shapes: tuple[Shape, ...]
     output_shape: Shape | tuple[Shape, ...]
     cost: Cost
     counted: bool = True
     call: "FormulaCall | None" = None
     note: str = ""
+    module_class: type | None = None
+
+    @property
+    def kind(self) -> str:
+        """Display label of the op's category (``"uncounted"`` for an op archstat does not know)."""
+        return self.category.label if self.category is not None else "uncounted"
+
+    @property
+    def family(self) -> str:
+        return self.category.family if self.category is not None else "uncounted"
 
     def row(self) -> dict:
         return {
-            "name": self.name, "module": self.module, "type": self.type, "kind": self.kind,
+            "name": self.name, "module": self.module, "type": self.type, "kind": self.kind, "family": self.family,
             "input_shapes": self.input_shapes, "output_shape": self.output_shape, "params": self.cost.params,
             "madds": self.cost.madds, "flops": self.cost.flops, "mem_access": self.cost.mem_access,
             "counted": self.counted, "note": self.note,
@@ -68,11 +87,12 @@ class ModelStats:
     ``num_params`` convention), including any the forward pass never uses (those are
     listed in ``unused_params``). ``madds``, ``flops`` and ``mem_access`` are sums over
     the counted ops. ``mem_access`` is in elements; ``mem_access_bytes`` multiplies by
-    the dtype size.
+    the dtype size. ``input_shape`` is the shape of the one input, or the shapes of
+    several (a tuple of positional inputs, a list, a dict of keyword inputs).
     """
 
     model: str
-    input_shape: tuple[int, ...]
+    input_shape: tuple
     records: list[OpRecord]
     params: int
     device: str = "meta"
@@ -136,7 +156,7 @@ class ModelStats:
     def summary(self) -> dict:
         """The model-level figures as plain values (one row of ``archstat table``)."""
         return {
-            "model": self.model, "input": "x".join(map(str, self.input_shape)), "params": self.params,
+            "model": self.model, "input": format_shape(self.input_shape), "params": self.params,
             "madds": self.madds, "flops": self.flops, "mem_access": self.mem_access,
             "mem_access_bytes": self.mem_access_bytes, "uncounted": len(self.uncounted), "device": self.device,
         }

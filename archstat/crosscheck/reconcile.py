@@ -18,7 +18,7 @@ from itertools import product
 from math import prod
 from typing import Callable
 
-from archstat.conventions import MULTIPLY_ADD_TYPES, components, op_type
+from archstat.conventions import MULTIPLY_ADD_TYPES, components, convention, intended, op_type
 from archstat.counting.stats import ModelStats, OpRecord, format_shape
 from archstat.crosscheck.tools import ToolResult
 
@@ -205,10 +205,10 @@ def _not_counted(layer: _Layer, r: OpRecord, right: int) -> _Cause | None:
     skipped = _skipped_ops(layer)
     if skipped:
         text = f"skips {', '.join(skipped)}: no formula for it"
-    elif r.type != layer.module_type and layer.tool in ("thop", "ptflops"):
+    elif r.module_class is None and layer.tool in ("thop", "ptflops"):
         sees = "nn.Module layers and the torch functions it patches" if layer.tool == "ptflops" else "nn.Module layers"
         text = f"does not see the functional calls {{ops}}: it counts {sees}"
-    elif r.type == layer.module_type and layer.name in layer.result.no_rule:
+    elif r.module_class is not None and layer.name in layer.result.no_rule:
         text = f"has no rule for {layer.module_type}"
     else:
         text = f"does not count the {r.kind}"
@@ -316,4 +316,22 @@ def reconcile_tool(stats: ModelStats, result: ToolResult, convention: str,
         out.flagged_layers.update({kind_of for kind_of, delta in shares if not close(delta, 0)})
         out.flags.append(Flag(result.tool, name or "(root)", layer.module_type, kind, count, right,
                               explain(layer, causes), main.kind))
+    _flag_known_bugs(out, stats, result.tool, convention, module_types)
     return out
+
+
+def _flag_known_bugs(out: ToolReconciliation, stats: ModelStats, tool: str, name: str,
+                     module_types: dict[str, str]) -> None:
+    """Flag the ops the tool drops by a known bug its convention reproduces (the tool's count
+    and the convention agree there, so the layer comparison above cannot see them)."""
+    rules = convention(name)
+    for r in stats.records:
+        bug = rules.bug(r)
+        right = sum(intended(r, name).values()) if bug is not None else 0
+        if not right:
+            continue
+        kind = op_type(r)
+        out.flagged[kind] -= right
+        out.flagged_layers[kind] += 1
+        out.flags.append(Flag(tool, r.module or "(root)", module_types.get(r.module, r.type), kind, 0, right,
+                              f"{tool} {bug.why} ({-right:+,}; seen in {bug.checked})", r.kind))

@@ -36,8 +36,14 @@ IntOrSeq = int | Sequence[int]
 __all__ = [
     "Cost",
     "OpCost",
+    "Category",
+    "FAMILIES",
+    "MULTIPLY_ADD_FAMILIES",
     "Shape",
     "ShapeError",
+    "EmptyOutputError",
+    "with_batch",
+    "without_batch",
     "FORMULAS",
     "formula",
     "numel",
@@ -46,7 +52,12 @@ __all__ = [
 
 
 class ShapeError(ValueError):
-    """A layer cannot run on the shape it was given (e.g. input smaller than the kernel)."""
+    """A layer cannot run on the shape it was given (wrong rank or channel count, input
+    smaller than the kernel): torch would reject the input, so archstat refuses it."""
+
+
+class EmptyOutputError(ShapeError):
+    """The input is too small for the layer: its output would have no elements."""
 
 
 @dataclass(frozen=True)
@@ -71,19 +82,109 @@ class Cost:
         return Cost(self.params, self.madds * times, self.flops * times, self.mem_access * times)
 
 
+#: The op families a :class:`Category` names. Consumers (memory models, guidelines, zoo
+#: checks, paper tables, conventions) dispatch on these, never on display labels.
+FAMILIES = frozenset({
+    "conv",           # convolution and transposed convolution (also deformable)
+    "linear",         # fully connected layers
+    "matmul",         # matmul / bmm / einsum / outer products
+    "attention",      # scaled dot-product and multi-head attention
+    "recurrent",      # RNN / LSTM / GRU layers and cells
+    "norm",           # batch / instance / layer / group / RMS / local response norm
+    "activation",     # ReLU, SiLU, GELU ... (ACTIVATIONS)
+    "elementwise",    # arithmetic, comparisons, unary math, softmax
+    "pool",           # max / average / adaptive pooling, fold
+    "reduction",      # mean, sum, amax ... over dimensions
+    "scan",           # cumulative sum / product
+    "resample",       # interpolate, grid_sample, roi_align
+    "spectral",       # FFTs
+    "sort",           # sort, topk, unique, nms
+    "embedding",      # embedding lookups
+    "data_movement",  # cat, split, shuffle, copy, cast, pad, gather, scatter, fill
+})
+
+#: Families whose multiply-adds are the "FLOPs" of the papers (and of every counter).
+MULTIPLY_ADD_FAMILIES = frozenset({"conv", "linear", "matmul", "attention", "recurrent"})
+
+
+@dataclass(frozen=True)
+class Category:
+    """What an op is, as structured fields every consumer reads.
+
+    ``family`` is one of :data:`FAMILIES`; ``op`` the specific op within it (``"conv"``,
+    ``"conv_transpose"``, ``"batch_norm"``, ``"relu"``, ``"max_pool"``, ``"add"``,
+    ``"cat"`` ...). Convolutions and pools also carry their geometry: ``spatial_dims``,
+    ``kernel``, ``groups`` and whether they are ``depthwise`` (one group per input
+    channel), ``pointwise`` (a 1x1 kernel) or ``dilated``. :attr:`label` is the display
+    label of by-type summaries and nothing else.
+    """
+
+    family: str
+    op: str
+    spatial_dims: int = 0
+    kernel: tuple[int, ...] = ()
+    groups: int = 1
+    depthwise: bool = False
+    pointwise: bool = False
+    dilated: bool = False
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"unknown op family {self.family!r}; one of {sorted(FAMILIES)}")
+
+    @property
+    def grouped(self) -> bool:
+        """A grouped convolution that is not depthwise."""
+        return self.groups > 1 and not self.depthwise
+
+    @property
+    def multiply_adds(self) -> bool:
+        """An op whose work is multiply-adds (conv, linear, matmul, attention, recurrent)."""
+        return self.family in MULTIPLY_ADD_FAMILIES
+
+    @property
+    def label(self) -> str:
+        """Display label for by-type summaries, in the spirit of the MobileNet paper's Table 2
+        (``"conv 1x1"``, ``"conv dw 3x3"``, ``"max pool 3x3"``, ``"batch norm"``, ``"add"``)."""
+        k = "x".join(map(str, self.kernel))
+        if self.family == "conv":
+            if self.op == "conv_transpose":
+                text = f"conv transpose {k}"
+            elif self.op == "deform_conv":
+                text = f"deform conv {k}"
+            elif self.depthwise:
+                text = f"conv dw {k}"
+            elif self.pointwise:
+                text = "conv 1x1 grouped" if self.groups > 1 else "conv 1x1"
+            else:
+                text = f"conv grouped {k}" if self.groups > 1 else f"conv {k}"
+            return text + (" dilated" if self.dilated else "")
+        if self.family == "pool" and self.kernel:
+            return f"{self.op.replace('_', ' ')} {k}"
+        return _LABELS.get(self.op, self.op.replace("_", " "))
+
+
+#: Display labels that are not the op name with spaces.
+_LABELS = {"local_response_norm": "lrn", "channel_shuffle": "shuffle", "concat": "cat", "sdpa": "attention",
+           "mha": "attention"}
+
+
 @dataclass(frozen=True)
 class OpCost:
-    """A formula's answer: the cost, the output shape it implies, and the layer's category.
+    """A formula's answer: the cost, the output shape it implies, and the op's category.
 
-    ``kind`` is a human label used for by-type summaries (``"conv 1x1"``,
-    ``"conv dw 3x3"``, ``"linear"``, ``"add"`` ...), in the spirit of the MobileNet
-    paper's Table 2 (resource per layer type).
+    ``category`` is structured (:class:`Category`); ``kind`` is its display label, used
+    only for by-type summaries.
     """
 
     cost: Cost
     output_shape: Shape | tuple[Shape, ...]
-    kind: str
+    category: Category
     attrs: dict = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return self.category.label
 
 
 F = TypeVar("F", bound=Callable[..., OpCost])
@@ -119,3 +220,29 @@ def expand(value: IntOrSeq, ndim: int, what: str = "value") -> tuple[int, ...]:
     if len(values) != ndim:
         raise ValueError(f"{what} {values} does not have {ndim} entries")
     return values
+
+
+def with_batch(input_shape: Sequence[int], spatial_dims: int | None, what: str = "layer") -> tuple[Shape, bool]:
+    """``(N, C, *spatial)`` of an input, and whether it was unbatched.
+
+    Convolutions, pools and instance norms accept ``(C, *spatial)`` without the batch
+    dimension (torch treats it as a batch of one and returns an unbatched output). With
+    ``spatial_dims`` given, any other rank is refused as torch refuses it; with ``None``
+    the shape must already be batched.
+    """
+    shape = tuple(int(s) for s in input_shape)
+    if spatial_dims is None:
+        if len(shape) < 2:
+            raise ShapeError(f"{what} expects an (N, C, ...) input, got {shape}")
+        return shape, False
+    if len(shape) == spatial_dims + 1:
+        return (1, *shape), True
+    if len(shape) != spatial_dims + 2:
+        raise ShapeError(f"{what} expects a {spatial_dims + 1}D (unbatched) or {spatial_dims + 2}D (batched) "
+                         f"input, got {len(shape)}D input {shape}")
+    return shape, False
+
+
+def without_batch(output_shape: Shape, unbatched: bool) -> Shape:
+    """Drop the batch of one :func:`with_batch` added, so the output is unbatched like the input."""
+    return tuple(output_shape[1:]) if unbatched else tuple(output_shape)

@@ -10,7 +10,7 @@ cache model of :mod:`archstat.latency.memory_model` is the one that makes it fre
 
 from __future__ import annotations
 
-from archstat.formulas.core import Cost, OpCost, Shape, formula, numel
+from archstat.formulas.core import Category, Cost, OpCost, Shape, formula, numel
 from archstat.formulas.linear import broadcast_shapes
 
 __all__ = ["elementwise", "ACTIVATIONS", "ELEMENTWISE_OPS"]
@@ -40,10 +40,13 @@ def elementwise(op: str, *shapes: Shape, params: int = 0) -> OpCost:
     """Element-wise ``op`` over tensors of ``shapes`` (broadcast together).
 
     flops: ``numel(output)``. mem_access: ``sum(numel(inputs)) + numel(output)``.
+    Category: ``activation`` for :data:`ACTIVATIONS`, else ``elementwise``; ``op`` is the
+    op's registered name (never a class name).
     A python scalar operand is not a tensor and is not passed here. ``params`` is the
     size of operands that are learnable (PReLU's slopes, ConvNeXt's layer scale, ViT's
     position embedding): they are among ``shapes`` already, so mem_access is unchanged.
     """
     out = broadcast_shapes(*shapes)
+    family = "activation" if op in ACTIVATIONS else "elementwise"
     return OpCost(Cost(params=params, flops=numel(out), mem_access=sum(numel(s) for s in shapes) + numel(out)),
-                  out, op)
+                  out, Category(family, op))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from math import prod
 
-from archstat.formulas.core import Cost, OpCost, Shape, ShapeError, formula, numel
+from archstat.formulas.core import Category, Cost, OpCost, Shape, ShapeError, formula, numel
 
 __all__ = ["linear", "matmul", "einsum", "scaled_dot_product_attention", "multi_head_attention", "broadcast_shapes"]
 
@@ -45,7 +45,7 @@ def linear(input_shape: Shape, in_features: int, out_features: int, bias: bool =
     return OpCost(
         Cost(params=params, madds=madds, flops=2 * madds, mem_access=numel(input_shape) + numel(out_shape) + params),
         out_shape,
-        "linear",
+        Category("linear", "linear"),
         {"bias": bias},
     )
 
@@ -70,7 +70,7 @@ def matmul(a_shape: Shape, b_shape: Shape) -> OpCost:
     return OpCost(
         Cost(madds=madds, flops=2 * madds, mem_access=numel(a_shape) + numel(b_shape) + numel(out)),
         out,
-        "matmul",
+        Category("matmul", "matmul"),
     )
 
 
@@ -123,7 +123,7 @@ def einsum(equation: str, *shapes: Shape) -> OpCost:
     io = sum(numel(s) for s in shapes) + numel(out_shape)
     if len(terms) == 1:
         reduces = numel(shapes[0]) if numel(out_shape) != numel(shapes[0]) else 0
-        return OpCost(Cost(flops=reduces, mem_access=io), out_shape, "einsum")
+        return OpCost(Cost(flops=reduces, mem_access=io), out_shape, Category("matmul", "einsum"))
     madds = 0
     current = terms[0]
     for i, term in enumerate(terms[1:], start=1):
@@ -131,7 +131,7 @@ def einsum(equation: str, *shapes: Shape) -> OpCost:
         madds += prod(sizes[c] for c in union)
         later = "".join(terms[i + 1:]) + out
         current = "".join(c for c in union if c in later)
-    return OpCost(Cost(madds=madds, flops=2 * madds, mem_access=io), out_shape, "einsum")
+    return OpCost(Cost(madds=madds, flops=2 * madds, mem_access=io), out_shape, Category("matmul", "einsum"))
 
 
 @formula("sdpa")
@@ -156,7 +156,7 @@ def scaled_dot_product_attention(q_shape: Shape, k_shape: Shape, v_shape: Shape)
         Cost(madds=madds, flops=2 * madds + b * L * S,
              mem_access=numel(q_shape) + numel(k_shape) + numel(v_shape) + numel(out)),
         out,
-        "attention",
+        Category("attention", "sdpa"),
     )
 
 
@@ -208,4 +208,4 @@ def multi_head_attention(
     total = sum((p.cost for p in parts), Cost())
     total = Cost(total.params + (2 * embed_dim if add_bias_kv else 0), total.madds, total.flops, total.mem_access)
     out_shape = tuple(query_shape)
-    return OpCost(total, out_shape, "attention", {"num_heads": num_heads})
+    return OpCost(total, out_shape, Category("attention", "mha"), {"num_heads": num_heads})

@@ -13,7 +13,7 @@ from __future__ import annotations
 from math import floor
 from typing import Sequence
 
-from archstat.formulas.core import Cost, OpCost, Shape, ShapeError, expand, formula, numel
+from archstat.formulas.core import Category, Cost, OpCost, Shape, ShapeError, expand, formula, numel
 
 __all__ = ["concat", "split", "copy", "channel_shuffle", "pad", "interpolate", "fill", "INTERPOLATION_TAPS"]
 
@@ -27,7 +27,7 @@ def concat(shapes: Sequence[Shape], dim: int = 0) -> OpCost:
         if len(s) != len(first) or any(a != b for i, (a, b) in enumerate(zip(s, first)) if i != d):
             raise ShapeError(f"cannot concatenate shapes {[tuple(s) for s in shapes]} along dim {dim}")
     out = (*first[:d], sum(s[d] for s in shapes), *first[d + 1:])
-    return OpCost(Cost(mem_access=sum(numel(s) for s in shapes) + numel(out)), out, "cat")
+    return OpCost(Cost(mem_access=sum(numel(s) for s in shapes) + numel(out)), out, _moves("concat"))
 
 
 @formula("split")
@@ -42,16 +42,20 @@ def split(input_shape: Shape, sizes: Sequence[int], dim: int = 0) -> OpCost:
     if sum(sizes) != input_shape[d]:
         raise ShapeError(f"split sizes {list(sizes)} do not add up to {input_shape[d]}")
     outs = tuple((*input_shape[:d], s, *input_shape[d + 1:]) for s in sizes)
-    return OpCost(Cost(mem_access=2 * numel(input_shape)), outs, "split")
+    return OpCost(Cost(mem_access=2 * numel(input_shape)), outs, _moves("split"))
 
 
 @formula("copy")
-def copy(input_shape: Shape, kind: str = "copy") -> OpCost:
-    """A materialising copy (``contiguous`` of a permuted tensor, ``roll``, dtype cast).
+def copy(input_shape: Shape, op: str = "copy", read: int | None = None) -> OpCost:
+    """A materialising copy: ``contiguous`` of a permuted tensor, ``roll``, ``flip``, a dtype
+    cast (``op="cast"``), a gather or index (``op="gather"``: the output's elements are read
+    from wherever they lie), im2col.
 
-    mem_access: ``2 * numel``; flops 0.
+    mem_access: ``numel`` written + ``read`` elements read (default: as many as written;
+    a gather also reads its index tensor, passed in ``read``); flops 0.
     """
-    return OpCost(Cost(mem_access=2 * numel(input_shape)), tuple(input_shape), kind)
+    n = numel(input_shape)
+    return OpCost(Cost(mem_access=n + (n if read is None else read)), tuple(input_shape), _moves(op))
 
 
 @formula("channel_shuffle")
@@ -62,7 +66,7 @@ def channel_shuffle(input_shape: Shape, groups: int) -> OpCost:
     """
     if input_shape[1] % groups:
         raise ShapeError(f"channel shuffle: {groups} groups do not divide {input_shape[1]} channels")
-    return OpCost(Cost(mem_access=2 * numel(input_shape)), tuple(input_shape), "shuffle")
+    return OpCost(Cost(mem_access=2 * numel(input_shape)), tuple(input_shape), _moves("channel_shuffle"))
 
 
 @formula("pad")
@@ -78,7 +82,7 @@ def pad(input_shape: Shape, padding: Sequence[int]) -> OpCost:
         out[-1 - i] += padding[2 * i] + padding[2 * i + 1]
     if any(s <= 0 for s in out):
         raise ShapeError(f"padding {list(padding)} makes shape {tuple(input_shape)} empty")
-    return OpCost(Cost(mem_access=numel(input_shape) + numel(out)), tuple(out), "pad")
+    return OpCost(Cost(mem_access=numel(input_shape) + numel(out)), tuple(out), _moves("pad"))
 
 
 #: Input elements combined per output element by each interpolation mode.
@@ -108,12 +112,16 @@ def interpolate(input_shape: Shape, size: int | Sequence[int] | None = None,
         raise ShapeError(f"interpolate to {out} is empty")
     taps = INTERPOLATION_TAPS.get(mode, 1)
     return OpCost(Cost(flops=numel(out) * taps, mem_access=numel(input_shape) + numel(out)), out,
-                  f"interpolate {mode}")
+                  Category("resample", f"interpolate_{mode}"))
 
 
 @formula("fill")
 def fill(output_shape: Shape) -> OpCost:
     """A tensor created in the forward pass (``zeros``, ``new_zeros``, ``arange``,
     ``x[idx] = v``): mem_access = the elements written; flops 0."""
-    return OpCost(Cost(mem_access=numel(output_shape)), tuple(output_shape), "fill")
+    return OpCost(Cost(mem_access=numel(output_shape)), tuple(output_shape), _moves("fill"))
+
+
+def _moves(op: str) -> Category:
+    return Category("data_movement", op)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from math import prod
 from typing import Sequence
 
-from archstat.formulas.core import Cost, IntOrSeq, OpCost, Shape, ShapeError, expand, formula, numel
+from archstat.formulas.core import Category, Cost, IntOrSeq, OpCost, Shape, ShapeError, expand, formula, numel
 from archstat.formulas.shapes import adaptive_windows, pool_output_size
 
 __all__ = ["pool", "adaptive_pool", "reduction"]
@@ -34,14 +34,22 @@ def pool(
     flops: ``numel(output) * prod(kernel)``. mem_access: input + output.
     """
     nd = spatial_dims or len(input_shape) - 2
+    _check_rank(input_shape, nd, f"{mode} pool")
     lead, spatial = tuple(input_shape[:-nd]), tuple(input_shape[-nd:])
     k = expand(kernel_size, nd, "kernel_size")
     out = (*lead, *pool_output_size(spatial, k, stride, padding, dilation, ceil_mode))
     return OpCost(
         Cost(flops=numel(out) * prod(k), mem_access=numel(input_shape) + numel(out)),
         out,
-        f"{mode} pool {'x'.join(map(str, k))}",
+        Category("pool", f"{mode}_pool", spatial_dims=nd, kernel=k),
     )
+
+
+def _check_rank(input_shape: Shape, nd: int, what: str) -> None:
+    """Pools take ``(C, *spatial)`` or ``(N, C, *spatial)``, as torch's pooling layers do."""
+    if len(input_shape) not in (nd + 1, nd + 2):
+        raise ShapeError(f"{what} expects a {nd + 1}D (unbatched) or {nd + 2}D (batched) input, "
+                         f"got {len(input_shape)}D input {tuple(input_shape)}")
 
 
 @formula("adaptive_pool")
@@ -59,6 +67,7 @@ def adaptive_pool(input_shape: Shape, output_size: IntOrSeq | Sequence[int | Non
     else:
         sizes = tuple(output_size)
         nd = len(sizes)
+    _check_rank(input_shape, nd, f"adaptive {mode} pool")
     lead, spatial = tuple(input_shape[:-nd]), tuple(input_shape[-nd:])
     out_spatial = tuple(i if o is None else int(o) for i, o in zip(spatial, sizes))
     combined = prod(sum(adaptive_windows(i, o)) for i, o in zip(spatial, out_spatial))
@@ -66,7 +75,7 @@ def adaptive_pool(input_shape: Shape, output_size: IntOrSeq | Sequence[int | Non
     return OpCost(
         Cost(flops=numel(lead) * combined, mem_access=numel(input_shape) + numel(out)),
         out,
-        f"adaptive {mode} pool",
+        Category("pool", f"adaptive_{mode}_pool", spatial_dims=nd),
     )
 
 
@@ -85,4 +94,5 @@ def reduction(input_shape: Shape, dims: Sequence[int] | int | None = None, keepd
         if any(not -ndim <= d < max(ndim, 1) for d in ((dims,) if isinstance(dims, int) else dims)):
             raise ShapeError(f"reduction over dims {dims} of a {ndim}-d tensor")
     out = tuple(1 if i in reduced else s for i, s in enumerate(input_shape) if keepdim or i not in reduced)
-    return OpCost(Cost(flops=numel(input_shape), mem_access=numel(input_shape) + numel(out)), out, op)
+    return OpCost(Cost(flops=numel(input_shape), mem_access=numel(input_shape) + numel(out)), out,
+                  Category("reduction", op))

@@ -13,7 +13,7 @@ The torch formula above is the one used here.)
 
 from __future__ import annotations
 
-from archstat.formulas.core import IntOrSeq, ShapeError, expand
+from archstat.formulas.core import EmptyOutputError, IntOrSeq, ShapeError, expand
 
 __all__ = [
     "conv_output_size",
@@ -25,7 +25,7 @@ __all__ = [
 
 def _check_positive(sizes: tuple[int, ...], in_sizes: tuple[int, ...], what: str) -> tuple[int, ...]:
     if any(s <= 0 for s in sizes):
-        raise ShapeError(
+        raise EmptyOutputError(
             f"{what} output would be {'x'.join(map(str, sizes))} for input "
             f"{'x'.join(map(str, in_sizes))}: the input is too small"
         )
@@ -42,7 +42,7 @@ def conv_output_size(
     """Spatial output size of a convolution.
 
     ``out = floor((in + 2p - d(k-1) - 1) / s) + 1`` per spatial dimension.
-    Raises :class:`ShapeError` when any output size would be < 1.
+    Raises :class:`EmptyOutputError` when any output size would be < 1.
     """
     nd = len(in_sizes)
     k, s, p, d = (expand(v, nd, n) for v, n in ((kernel_size, "kernel_size"), (stride, "stride"),
@@ -114,5 +114,5 @@ def adaptive_windows(in_size: int, out_size: int) -> list[int]:
     multiple of ``out``.
     """
     if out_size <= 0 or in_size <= 0:
-        raise ShapeError(f"adaptive pooling from {in_size} to {out_size} is not possible")
+        raise EmptyOutputError(f"adaptive pooling from {in_size} to {out_size} is not possible")
     return [-(-(i + 1) * in_size // out_size) - (i * in_size // out_size) for i in range(out_size)]

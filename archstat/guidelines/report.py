@@ -64,9 +64,9 @@ GUIDELINE_NUMERIC = ("ops", "MAdds (M)", "mem access (K el.)", "1x1 convs", "wor
                      "data_movement_mac_pct")
 
 _WEIGHTED = frozenset({"conv", "conv_transpose", "linear", "mha"})
-_FRAGMENTS = frozenset({"conv", "conv_transpose", "pool", "adaptive_pool"})
-_ELEMENTWISE = frozenset({"elementwise", "batch_norm", "layer_norm", "group_norm", "local_response_norm"})
-_DATA_MOVEMENT = frozenset({"concat", "split", "channel_shuffle", "copy", "pad", "fill"})
+_FRAGMENTS = frozenset({"conv", "pool"})
+_ELEMENTWISE = frozenset({"elementwise", "activation", "norm"})
+_DATA_MOVEMENT = frozenset({"data_movement"})
 
 
 def module_tree(model_or_name: "nn.Module | str") -> "nn.Module":
@@ -150,7 +150,7 @@ class BlockGuidelines:
     def _share(self, kinds: frozenset, depthwise: bool = False) -> float:
         total = sum(self.mem_access)
         part = sum(m for r, m in zip(self.records, self.mem_access)
-                   if r.call is not None and (r.call.formula in kinds or (depthwise and r.kind.startswith("conv dw"))))
+                   if r.category is not None and (r.category.family in kinds or (depthwise and r.category.depthwise)))
         return 100.0 * part / total if total else 0.0
 
     def _pointwise(self) -> list[tuple[int, int, int]]:
@@ -158,7 +158,7 @@ class BlockGuidelines:
         out = []
         for r in self.records:
             call = r.call
-            if call is None or call.formula != "conv" or not r.kind.startswith("conv 1x1") or "grouped" in r.kind:
+            if call is None or call.formula != "conv" or not r.category.pointwise or r.category.groups > 1:
                 continue
             shape = call.args[0]
             if any(s != 1 for s in _tuple(call.kwargs.get("stride", 1))) or prod(shape[2:]) == 1:
@@ -167,8 +167,7 @@ class BlockGuidelines:
         return out
 
     def _grouped(self) -> list["OpRecord"]:
-        return [r for r in self.records if r.call is not None and r.call.formula == "conv"
-                and r.call.kwargs.get("groups", 1) > 1 and not r.kind.startswith("conv dw")]
+        return [r for r in self.records if r.call is not None and r.call.formula == "conv" and r.category.grouped]
 
     def row(self, human: bool) -> dict[str, Any]:
         pointwise = self._pointwise()
@@ -180,7 +179,7 @@ class BlockGuidelines:
         total = sum(self.mem_access)
         excess = sum(_group_excess(r) for r in grouped)
         g2 = 100.0 * excess / total if total and grouped else None
-        fragments = sum(1 for r in self.records if r.call is not None and r.call.formula in _FRAGMENTS)
+        fragments = sum(1 for r in self.records if r.category is not None and r.category.family in _FRAGMENTS)
         flags = [g for g, hit in (("G1", worst is not None and worst >= G1_RATIO_FLAG),
                                   ("G2", max_groups >= G2_GROUPS_FLAG),
                                   ("G3", fragments > G3_FRAGMENTS_FLAG)) if hit and self.is_block]

@@ -25,27 +25,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from archstat.formulas import ACTIVATIONS
-
 if TYPE_CHECKING:
     from archstat.counting.stats import ModelStats, OpRecord
 
 __all__ = ["CACHE_MODELS", "CACHE_MODEL_TEXT", "mem_access_per_op", "mem_access_total", "is_activation",
            "folds_into_previous"]
 
-_FOLDS_INTO = ("conv", "conv_transpose", "linear")
+_FOLDS_INTO = frozenset({"conv", "conv_transpose", "linear"})
 
 
 def is_activation(record: "OpRecord") -> bool:
-    """An element-wise activation (``relu``, ``silu``, ``hardswish`` ...)."""
-    return record.call is not None and record.call.formula == "elementwise" and record.kind in ACTIVATIONS
+    """An element-wise activation (``relu``, ``leaky_relu``, ``silu``, ``hardswish`` ...: the
+    ``activation`` family, whatever module class or function produced it)."""
+    return record.category is not None and record.category.family == "activation"
 
 
 def folds_into_previous(record: "OpRecord", previous: "OpRecord | None") -> bool:
-    """A batch norm applied directly to the output of the conv/linear recorded just before it."""
-    return (previous is not None and record.kind == "batch norm" and previous.call is not None
-            and previous.call.formula in _FOLDS_INTO and bool(record.input_shapes)
-            and tuple(record.input_shapes[0]) == tuple(previous.output_shape))
+    """An inference batch norm applied directly to the output of the conv/linear recorded just before it."""
+    return (previous is not None and record.category is not None and record.category.op == "batch_norm"
+            and not (record.call is not None and record.call.kwargs.get("training", False))
+            and previous.category is not None and previous.category.op in _FOLDS_INTO
+            and bool(record.input_shapes) and tuple(record.input_shapes[0]) == tuple(previous.output_shape))
 
 
 def _lower_bound(records: Sequence["OpRecord"]) -> list[int]:

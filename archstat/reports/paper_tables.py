@@ -17,7 +17,7 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Callable
 
-from archstat.formulas import conv
+from archstat.formulas import Category, conv
 from archstat.published import Published
 from archstat.zoo.registry import Ref
 
@@ -245,24 +245,31 @@ def resnet_flops(options: ReportOptions) -> TableResult:
 
 # --------------------------------------------------------------------------- 3. mobilenet_layer_types
 
-#: MobileNet Table 2 row -> archstat layer kind
-MOBILENET_KINDS = (("Conv 1x1", "conv 1x1"), ("Conv DW 3x3", "conv dw 3x3"), ("Conv 3x3", "conv 3x3"),
-                   ("Fully Connected", "linear"))
+#: MobileNet Table 2 row -> the ops it covers, by category
+MOBILENET_KINDS: tuple[tuple[str, Callable[[Category], bool]], ...] = (
+    ("Conv 1x1", lambda c: c.family == "conv" and c.pointwise and c.groups == 1),
+    ("Conv DW 3x3", lambda c: c.depthwise and c.kernel == (3, 3)),
+    ("Conv 3x3", lambda c: c.family == "conv" and c.kernel == (3, 3) and c.groups == 1),
+    ("Fully Connected", lambda c: c.family == "linear"),
+)
 
 
 @paper_table("mobilenet_layer_types", "MobileNet: resource per layer type",
              "arXiv:1704.04861 (Howard et al., MobileNets), Table 2")
 def mobilenet_layer_types(options: ReportOptions) -> TableResult:
-    kinds = _count("mobilenet_v1").by_kind().set_index("kind")
-    counted = kinds.loc[[k for _, k in MOBILENET_KINDS]]
+    records = [r for r in _count("mobilenet_v1").records if r.category is not None]
+    counted = {label: {"madds": sum(r.cost.madds for r in records if covers(r.category)),
+                       "params": sum(r.cost.params for r in records if covers(r.category))}
+               for label, covers in MOBILENET_KINDS}
+    totals = {metric: sum(c[metric] for c in counted.values()) for metric in ("madds", "params")}
     rows, published_sums, swaps = [], {"madds": 0.0, "params": 0.0}, []
-    for label, kind in MOBILENET_KINDS:
+    for label, _ in MOBILENET_KINDS:
         row = {"layer type": label}
         flags = []
         for metric, column in (("madds", "Mult-Adds"), ("params", "Parameters")):
             pub = Ref("1.0 MobileNet-224", f"share of {column}", source="1704.04861", table="Table 2",
                       variant=label).resolve().number()
-            here = 100.0 * counted.loc[kind, metric] / counted[metric].sum()
+            here = 100.0 * counted[label][metric] / totals[metric]
             published_sums[metric] += pub
             row[f"{column} % (pub.)"] = pub
             row[f"{metric} % (here)"] = round(here, 2)
@@ -378,9 +385,10 @@ def dw_separable_ratio(options: ReportOptions) -> TableResult:
                          "exact": counted == Fraction(1, n) + Fraction(1, k * k)})
     records = _count("mobilenet_v1").records
     for i, r in enumerate(records):
-        if not r.kind.startswith("conv dw"):
+        if r.category is None or not r.category.depthwise:
             continue
-        pointwise = next(p for p in records[i + 1:] if p.kind == "conv 1x1")
+        pointwise = next(p for p in records[i + 1:] if p.category is not None and p.category.family == "conv"
+                         and p.category.pointwise and p.category.groups == 1)
         stride = r.call.kwargs["stride"][0]
         counted = Fraction(r.cost.madds + pointwise.cost.madds,
                            conv(r.input_shapes[0], pointwise.output_shape[1], 3, stride, 1, bias=False).cost.madds)

@@ -82,12 +82,12 @@ class Comparison:
 
 def bn_affine_params(stats: ModelStats) -> int:
     """Parameters of batch norm layers (gamma and beta), from the counted rows."""
-    return sum(r.cost.params for r in stats.records if r.kind == "batch norm")
+    return sum(r.cost.params for r in stats.records if r.category is not None and r.category.op == "batch_norm")
 
 
 def classifier_madds(stats: ModelStats) -> int:
     """Multiply-adds of the final fully connected layer (the last linear op counted)."""
-    linear = [r for r in stats.records if r.kind == "linear"]
+    linear = [r for r in stats.records if r.category is not None and r.category.family == "linear"]
     if not linear:
         raise ValueError(f"{stats.model} has no fully connected layer")
     return linear[-1].cost.madds

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from archstat.formulas import (FORMULAS, ShapeError, adaptive_pool, batch_norm, channel_shuffle, concat, conv,
-                               conv_kind, einsum, elementwise, formula, group_norm, interpolate, layer_norm, linear,
+                               conv_category, einsum, elementwise, formula, group_norm, interpolate, layer_norm, linear,
                                matmul, multi_head_attention, pad, pool, reduction, scaled_dot_product_attention, split)
 
 
@@ -44,17 +44,20 @@ def test_shufflenet_v2_g1_example_from_notes() -> None:
     assert conv((1, 36, 56, 56), 432, 1, bias=False).cost.mem_access == 1_483_200
 
 
-@pytest.mark.parametrize("c_in,c_out,k,groups,dilation,expected", [
-    (32, 64, (1, 1), 1, (1, 1), "conv 1x1"),
-    (32, 32, (3, 3), 32, (1, 1), "conv dw 3x3"),
-    (32, 64, (3, 3), 32, (1, 1), "conv dw 3x3"),  # depth multiplier 2 is still depthwise
-    (64, 64, (3, 3), 32, (1, 1), "conv grouped 3x3"),
-    (240, 60, (1, 1), 3, (1, 1), "conv 1x1 grouped"),
-    (64, 64, (3, 3), 1, (2, 2), "conv 3x3 dilated"),
-    (3, 64, (7, 7), 1, (1, 1), "conv 7x7"),
+@pytest.mark.parametrize("c_in,c_out,k,groups,dilation,expected,depthwise,pointwise,grouped", [
+    (32, 64, (1, 1), 1, (1, 1), "conv 1x1", False, True, False),
+    (32, 32, (3, 3), 32, (1, 1), "conv dw 3x3", True, False, False),
+    (32, 64, (3, 3), 32, (1, 1), "conv dw 3x3", True, False, False),  # depth multiplier 2 is still depthwise
+    (64, 64, (3, 3), 32, (1, 1), "conv grouped 3x3", False, False, True),
+    (240, 60, (1, 1), 3, (1, 1), "conv 1x1 grouped", False, True, True),
+    (64, 64, (3, 3), 1, (2, 2), "conv 3x3 dilated", False, False, False),
+    (3, 64, (7, 7), 1, (1, 1), "conv 7x7", False, False, False),
 ])
-def test_conv_kind_labels(c_in, c_out, k, groups, dilation, expected) -> None:
-    assert conv_kind(c_in, c_out, k, groups, dilation) == expected
+def test_conv_categories_and_labels(c_in, c_out, k, groups, dilation, expected, depthwise, pointwise,
+                                    grouped) -> None:
+    category = conv_category(c_in, c_out, k, groups, dilation)
+    assert (category.depthwise, category.pointwise, category.grouped) == (depthwise, pointwise, grouped)
+    assert category.label == expected and category.family == "conv"
 
 
 def test_groups_must_divide_channels() -> None:

@@ -1,0 +1,17 @@
+"""Which formula applies to an op the counter observes, and with which arguments.
+
+:mod:`~archstat.counting.handlers.registry` holds the one registry of each kind (module
+classes, functions, free and refused ops); :mod:`~archstat.counting.handlers.modules` and
+:mod:`~archstat.counting.handlers.functions` fill it. Importing this package registers
+everything.
+"""
+
+from archstat.counting.handlers import functions, modules  # noqa: F401  (registration)
+from archstat.counting.handlers.registry import (FREE, FREE_FUNCTIONS, FUNCTION_HANDLERS, MODULE_HANDLERS, REFUSED,
+                                                 SHAPE_ONLY_FUNCTIONS, FormulaCall, ModuleRule, RefusedOpError,
+                                                 call_handler, function_handler, handler_for_module, module_handler,
+                                                 normalise_name)
+
+__all__ = ["FREE", "FREE_FUNCTIONS", "FUNCTION_HANDLERS", "MODULE_HANDLERS", "REFUSED", "SHAPE_ONLY_FUNCTIONS",
+           "FormulaCall", "ModuleRule", "RefusedOpError", "call_handler", "function_handler", "handler_for_module",
+           "module_handler", "normalise_name"]

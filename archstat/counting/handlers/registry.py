@@ -1,0 +1,240 @@
+"""The registries that map an op the counter observes to a formula, and nothing else.
+
+Two registries, one per way an op reaches the counter:
+
+* :data:`MODULE_HANDLERS`: ``nn.Module`` classes whose *stock* ``forward`` is one op
+  (``nn.Conv2d``, ``nn.LSTM``, ``nn.MultiheadAttention`` ...), each registered with the
+  options that class fixes (``spatial_dims=2``, ``mode="max"``, ``op="relu"``). Looked up
+  along the module's MRO, so a subclass that keeps the stock ``forward`` counts exactly
+  like its base; a subclass with its own ``forward`` (timm's ``Conv2dSame``) is counted
+  through the functional ops it calls instead.
+* :data:`FUNCTION_HANDLERS`: torch functions, tensor methods and ``torch.ops`` operators,
+  keyed by their normalised name (``"add"`` for ``torch.add``, ``Tensor.add``, ``x + y``
+  and ``x += y``).
+
+A handler never computes a number: it returns a :class:`FormulaCall` naming a formula of
+:mod:`archstat.formulas` and its arguments, or :data:`FREE`. :data:`FREE_FUNCTIONS` are
+the known zero-cost ops (views, metadata); :data:`REFUSED` the ops archstat knows and will
+not count, each with its reason; any other name is *uncounted* and reported.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Callable, Mapping
+
+from torch import nn
+
+from archstat.formulas import FORMULAS, OpCost
+
+__all__ = ["FormulaCall", "FREE", "MODULE_HANDLERS", "FUNCTION_HANDLERS", "FREE_FUNCTIONS", "REFUSED",
+           "SHAPE_ONLY_FUNCTIONS", "ModuleRule", "module_handler", "function_handler", "handler_for_module",
+           "call_handler", "normalise_name", "declare_free", "refuse", "RefusedOpError"]
+
+
+@dataclass(frozen=True)
+class FormulaCall:
+    """A formula of :data:`archstat.formulas.FORMULAS` and the arguments to call it with.
+
+    Kept on every counted row, so a row can be re-evaluated under other options
+    (``count_bias``) or other tools' conventions without running the model again.
+    """
+
+    formula: str
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+    def evaluate(self, **options: Any) -> OpCost:
+        """Call the formula; ``options`` it does not accept (e.g. ``count_bias``) are ignored."""
+        fn = FORMULAS[self.formula]
+        accepted = _accepted_options(fn, tuple(options))
+        return fn(*self.args, **self.kwargs, **{k: options[k] for k in accepted})
+
+
+_OPTION_CACHE: dict[tuple[Callable, tuple[str, ...]], tuple[str, ...]] = {}
+
+
+def _accepted_options(fn: Callable, names: tuple[str, ...]) -> tuple[str, ...]:
+    key = (fn, names)
+    if key not in _OPTION_CACHE:
+        params = inspect.signature(fn).parameters
+        _OPTION_CACHE[key] = tuple(n for n in names if n in params)
+    return _OPTION_CACHE[key]
+
+
+#: Returned by a handler for an op that costs nothing (a view, dropout at inference).
+FREE = FormulaCall("free")
+
+ModuleHandler = Callable[..., FormulaCall]
+FunctionHandler = Callable[..., FormulaCall]
+
+
+@dataclass(frozen=True)
+class ModuleRule:
+    """How one registered module class is counted: its handler and the options the class fixes."""
+
+    cls: type
+    handler: ModuleHandler
+    options: Mapping[str, Any]
+
+    def __call__(self, module: nn.Module, args: tuple, kwargs: dict) -> FormulaCall:
+        return self.handler(module, args, kwargs, **self.options)
+
+
+MODULE_HANDLERS: dict[type, ModuleRule] = {}
+FUNCTION_HANDLERS: dict[str, FunctionHandler] = {}
+
+#: Known zero-cost functions: views, metadata and bookkeeping. Anything that returns no
+#: tensor at all (``size``, ``dim``, ``shape``) is free without being listed.
+FREE_FUNCTIONS: set[str] = set()
+
+#: Ops archstat knows and refuses to count, with the one-line reason a count gives.
+REFUSED: dict[str, str] = {}
+
+#: Ops whose one output tensor is fully described by its formula's output shape and its
+#: inputs' dtype. On the meta device the counter returns an empty tensor of that shape
+#: instead of running them: torch's meta kernels for batch norm and element-wise ops are
+#: Python decompositions, slower than the real CPU kernels. (``count(..., check_shapes=True)``
+#: runs them and compares; the tests and the torchvision benchmark do.)
+SHAPE_ONLY_FUNCTIONS: set[str] = set()
+
+
+class RefusedOpError(ValueError):
+    """An op in :data:`REFUSED` was met; the message is its reason."""
+
+
+def module_handler(*classes: type | Mapping[type, Mapping[str, Any]], **options: Any
+                   ) -> Callable[[ModuleHandler], ModuleHandler]:
+    """Register a handler for module classes (and subclasses that keep their ``forward``).
+
+    Each positional argument is a class, or a mapping of classes to the options that class
+    fixes (``{nn.MaxPool1d: {"spatial_dims": 1}, ...}``); ``options`` apply to all of them.
+    The handler is called as ``handler(module, args, kwargs, **options)``.
+    """
+
+    def register(fn: ModuleHandler) -> ModuleHandler:
+        for item in classes:
+            table = item if isinstance(item, Mapping) else {item: {}}
+            for cls, own in table.items():
+                if cls in MODULE_HANDLERS:
+                    raise ValueError(f"module {cls.__qualname__} already has a handler")
+                MODULE_HANDLERS[cls] = ModuleRule(cls, fn, {**options, **own})
+        return fn
+
+    return register
+
+
+def function_handler(*names: str, shape_only: bool = False, **options: Any
+                     ) -> Callable[[FunctionHandler], FunctionHandler]:
+    """Register a handler for torch functions / tensor methods by normalised name.
+
+    ``shape_only``: the op's output is described by its formula (see
+    :data:`SHAPE_ONLY_FUNCTIONS`). ``options`` are bound into the handler.
+    """
+
+    def register(fn: FunctionHandler) -> FunctionHandler:
+        for name in names:
+            if name in FUNCTION_HANDLERS or name in FREE_FUNCTIONS or name in REFUSED:
+                raise ValueError(f"function {name!r} already has a handler")
+            FUNCTION_HANDLERS[name] = partial(fn, **options) if options else fn
+            if shape_only:
+                SHAPE_ONLY_FUNCTIONS.add(name)
+        return fn
+
+    return register
+
+
+def declare_free(*names: str) -> None:
+    """Declare functions that cost nothing (views, metadata)."""
+    for name in names:
+        if name in FUNCTION_HANDLERS or name in REFUSED:
+            raise ValueError(f"function {name!r} already has a handler")
+        FREE_FUNCTIONS.add(name)
+
+
+def refuse(reason: str, *names: str) -> None:
+    """Declare ops archstat will not count, and why (one line)."""
+    for name in names:
+        if name in FUNCTION_HANDLERS or name in FREE_FUNCTIONS or name in REFUSED:
+            raise ValueError(f"function {name!r} already has a handler")
+        REFUSED[name] = reason
+
+
+def handler_for_module(module: nn.Module) -> ModuleRule | None:
+    """The rule of the nearest registered class in the module's MRO, if the module still
+    runs that class's ``forward``; else ``None`` (its functional ops get counted). A rule
+    is called as ``rule(module, args, kwargs) -> FormulaCall``."""
+    cls = type(module)
+    for base in cls.__mro__:
+        found = MODULE_HANDLERS.get(base)
+        if found is not None:
+            return found if cls.forward is base.forward else None
+    return None
+
+
+_ALIASES = {
+    "truediv": "div", "rtruediv": "div", "rdiv": "div", "itruediv": "div", "divide": "div",
+    "floordiv": "floor_divide", "rfloordiv": "floor_divide", "mod": "remainder", "rmod": "remainder",
+    "radd": "add", "iadd": "add", "rmul": "mul", "imul": "mul", "multiply": "mul", "isub": "sub",
+    "subtract": "sub", "rsub": "rsub", "rpow": "pow", "ipow": "pow", "invert": "bitwise_not", "and": "bitwise_and",
+    "or": "bitwise_or", "xor": "bitwise_xor", "rand": "bitwise_and", "ror": "bitwise_or", "rxor": "bitwise_xor",
+    "iand": "bitwise_and", "ior": "bitwise_or", "ixor": "bitwise_xor", "concat": "cat",
+    "concatenate": "cat", "native_channel_shuffle": "channel_shuffle", "max_pool2d_with_indices": "max_pool2d",
+    "max_pool1d_with_indices": "max_pool1d", "max_pool3d_with_indices": "max_pool3d",
+    "adaptive_max_pool1d_with_indices": "adaptive_max_pool1d",
+    "adaptive_max_pool2d_with_indices": "adaptive_max_pool2d",
+    "adaptive_max_pool3d_with_indices": "adaptive_max_pool3d", "swish": "silu", "clip": "clamp",
+    "greater": "gt", "less": "lt", "greater_equal": "ge", "less_equal": "le", "not_equal": "ne",
+    "matrix_multiply": "matmul", "absolute": "abs", "negative": "neg", "arccos": "acos", "arcsin": "asin",
+    "arctan": "atan", "arctan2": "atan2", "fix": "trunc", "special_expit": "sigmoid", "expit": "sigmoid",
+}
+
+_NAMES: dict[Any, str] = {}
+
+
+def normalise_name(func: Callable) -> str:
+    """``Tensor.add_`` -> ``"add"``, ``Tensor.__iadd__`` -> ``"add"``, ``torch.concat`` -> ``"cat"``,
+    ``torch.ops.torchvision.nms`` -> ``"nms"``."""
+    try:
+        return _NAMES[func]
+    except (KeyError, TypeError):
+        name = getattr(func, "__name__", repr(func))
+        name = name.rpartition(".")[2] if "." in name else name  # an OpOverload: "nms.default"
+        name = name.strip("_")
+        name = _ALIASES.get(name, name)
+        try:
+            _NAMES[func] = name
+        except TypeError:  # an unhashable callable: not cached
+            pass
+        return name
+
+
+_EXTRAS: dict[Callable, frozenset[str]] = {}
+
+
+def _handler_extras(handler: Callable) -> frozenset[str]:
+    if handler not in _EXTRAS:
+        target = handler.func if isinstance(handler, partial) else handler
+        _EXTRAS[handler] = frozenset(inspect.signature(target).parameters) & {"name", "func"}
+    return _EXTRAS[handler]
+
+
+def call_handler(name: str, func: Callable, args: tuple, kwargs: dict, out: Any) -> FormulaCall | None:
+    """The :class:`FormulaCall` for a function call, :data:`FREE` if it costs nothing,
+    ``None`` if archstat does not know it; raises :class:`RefusedOpError` for a refused op."""
+    if name in FREE_FUNCTIONS:
+        return FREE
+    handler = FUNCTION_HANDLERS.get(name)
+    if handler is None:
+        if name in REFUSED:
+            raise RefusedOpError(REFUSED[name])
+        return None
+    params = _handler_extras(handler)
+    extras = {}
+    if "name" in params:
+        extras["name"] = name
+    if "func" in params:
+        extras["func"] = func
+    return handler(args, kwargs, out, **extras)

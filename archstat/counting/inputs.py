@@ -1,0 +1,124 @@
+"""A model's inputs: from shapes (or example tensors) to the arguments of its forward.
+
+One grammar for every model, in ``input_shape`` and ``example_inputs`` alike:
+
+* a shape ``(N, C, H, W)`` (a tuple of ints, or ``torch.Size``), or a tensor: the one input;
+* a tuple of those: the positional inputs (RAFT's ``(frame1, frame2)``);
+* a list: one input that is a list (torchvision's detectors take ``[image, ...]``);
+* a dict: keyword inputs (``{"pixel_values": (1, 3, 224, 224)}``).
+
+Nested lists, tuples and dicts are kept as they are. Generated tensors are float32,
+uniform in [0, 1) from a generator seeded with :data:`SEED` on a real device (so a count
+that has to run the model for real is reproducible), empty on ``meta``. Example tensors
+keep their dtypes; on meta they are replaced by empty tensors of the same shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from archstat.errors import ArchstatError
+
+__all__ = ["SEED", "Inputs", "inputs_from_shapes", "inputs_from_examples", "is_shape"]
+
+#: Seed of every random input and random weight a count draws.
+SEED = 0
+
+
+def is_shape(value: Any) -> bool:
+    """A tensor shape: a tuple / list / ``torch.Size`` of non-negative ints."""
+    return isinstance(value, (tuple, list, torch.Size)) and all(
+        isinstance(d, int) and not isinstance(d, bool) for d in value)
+
+
+class Inputs:
+    """Positional and keyword inputs as a tree of shapes or example tensors (see the module docstring)."""
+
+    def __init__(self, args: tuple, kwargs: dict[str, Any], examples: bool) -> None:
+        self.args, self.kwargs, self.examples = args, kwargs, examples
+
+    @property
+    def shapes(self) -> Any:
+        """The tree of shapes, in ``input_shape``'s grammar (a lone input as its shape)."""
+        def shape(v: Any) -> Any:
+            if isinstance(v, torch.Tensor):
+                return tuple(v.shape)
+            if isinstance(v, tuple) and not is_shape(v):
+                return tuple(shape(x) for x in v)
+            if isinstance(v, list) and not is_shape(v):
+                return [shape(x) for x in v]
+            if isinstance(v, dict):
+                return {k: shape(x) for k, x in v.items()}
+            return v
+
+        if self.kwargs:
+            return {**({"args": shape(self.args)} if self.args else {}), **shape(self.kwargs)}
+        return shape(self.args[0]) if len(self.args) == 1 else shape(self.args)
+
+    def materialise(self, device: str | torch.device) -> tuple[tuple, dict[str, Any]]:
+        """The forward's ``(args, kwargs)`` on ``device``: seeded random tensors for shapes,
+        the examples (moved, or empty on meta) for tensors."""
+        generator = None if str(device) == "meta" else torch.Generator(device=device).manual_seed(SEED)
+
+        def make(v: Any) -> Any:
+            if isinstance(v, torch.Tensor):
+                if str(device) == "meta":
+                    return torch.empty_like(v, device="meta")
+                return v.detach().to(device, copy=True)
+            if self.examples:
+                if isinstance(v, (list, tuple)):
+                    return type(v)(make(x) for x in v)
+                if isinstance(v, dict):
+                    return {k: make(x) for k, x in v.items()}
+                return v
+            if is_shape(v):
+                shape = tuple(v)
+                if str(device) == "meta":
+                    return torch.empty(shape, device="meta")
+                return torch.rand(shape, generator=generator, device=device)
+            if isinstance(v, (list, tuple)):
+                return type(v)(make(x) for x in v)
+            if isinstance(v, dict):
+                return {k: make(x) for k, x in v.items()}
+            raise ArchstatError(f"input spec {v!r} is not a shape, a tuple, a list or a dict of shapes")
+
+        return tuple(make(a) for a in self.args), {k: make(v) for k, v in self.kwargs.items()}
+
+
+def _check_shapes(spec: Any) -> None:
+    if is_shape(spec):
+        if any(d < 0 for d in spec):
+            raise ArchstatError(f"input shape {tuple(spec)} has a negative size")
+        return
+    if isinstance(spec, (list, tuple)) and spec:
+        for s in spec:
+            _check_shapes(s)
+        return
+    if isinstance(spec, dict) and spec:
+        for s in spec.values():
+            _check_shapes(s)
+        return
+    raise ArchstatError(f"input shape {spec!r} is not a shape such as (1, 3, 224, 224), a tuple of shapes, "
+                        f"a list or a dict of shapes")
+
+
+def inputs_from_shapes(spec: Any) -> Inputs:
+    """:class:`Inputs` from ``input_shape`` (see the module docstring)."""
+    _check_shapes(spec)
+    if isinstance(spec, dict):
+        return Inputs((), dict(spec), examples=False)
+    if is_shape(spec) or isinstance(spec, list):
+        return Inputs((tuple(spec) if is_shape(spec) and not isinstance(spec, list) else spec,), {}, examples=False)
+    return Inputs(tuple(spec), {}, examples=False)
+
+
+def inputs_from_examples(examples: Any) -> Inputs:
+    """:class:`Inputs` from ``example_inputs``: a tensor, a tuple of positional inputs, a
+    list (one list input) or a dict of keyword inputs."""
+    if isinstance(examples, dict):
+        return Inputs((), dict(examples), examples=True)
+    if isinstance(examples, tuple):
+        return Inputs(examples, {}, examples=True)
+    return Inputs((examples,), {}, examples=True)
