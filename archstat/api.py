@@ -293,8 +293,11 @@ def _outermost(paths: set[str]) -> list[str]:
 
 
 def _one_line(exc: BaseException) -> str:
+    """``"TypeName: first sentence"`` of an exception's message."""
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
+    first = text[0] if text else ""
+    sentence = first.split(". ")[0] if len(first) > 160 else first
+    return f"{type(exc).__name__}: {sentence}".strip()
 
 
 def _warn_uncounted(stats: ModelStats) -> None:
