@@ -30,7 +30,7 @@ from archstat.counting.stats import ModelStats, format_shape
 from archstat.errors import ArchstatError, CountError, InputShapeError, RefusedError, UncountedOpWarning
 from archstat.models import input_spec, model_builder
 
-__all__ = ["count", "parse_input_size", "resolve_inputs"]
+__all__ = ["count", "parse_input_size", "parse_input_shape", "resolve_inputs"]
 
 
 def parse_input_size(text: str, batch: int = 1) -> tuple[int, ...]:
@@ -48,6 +48,27 @@ def parse_input_size(text: str, batch: int = 1) -> tuple[int, ...]:
     elif len(dims) == 2:
         dims = (3, *dims)
     return (batch, *dims)
+
+
+def parse_input_shape(text: str) -> Any:
+    """Full input shapes, batch included: ``"1x3x224x224"`` (one input), ``"1x3x512x512,1x3x512x512"``
+    (two positional inputs), ``"[3x800x800,3x600x800]"`` (one input that is a list)."""
+    def one(part: str) -> tuple[int, ...]:
+        try:
+            dims = tuple(int(d) for d in part.strip().lower().split("x"))
+        except ValueError:
+            raise ArchstatError(f"input shape {part.strip()!r} is not of the form NxCxHxW (e.g. 1x3x224x224)") from None
+        if not dims or any(d <= 0 for d in dims):
+            raise ArchstatError(f"input shape {part.strip()!r} must be positive integers like 1x3x224x224")
+        return dims
+
+    text = text.strip()
+    if text.startswith("[") and text.endswith("]"):
+        return [one(p) for p in text[1:-1].split(",") if p.strip()]
+    parts = [one(p) for p in text.split(",") if p.strip()]
+    if not parts:
+        raise ArchstatError("--input-shape needs at least one shape, e.g. 1x3x224x224")
+    return parts[0] if len(parts) == 1 else tuple(parts)
 
 
 def resolve_inputs(name: str, size: str | None, batch: int) -> Any:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from archstat.cli.common import add_output_options, emit, input_shape, quiet_warnings, tables, warn_lines
+from archstat.cli.common import (add_output_options, add_shape_options, emit, input_shape, quiet_warnings, tables,
+                                 warn_lines)
 
 _NUMERIC = ("its total (G)", "MAdds-equiv. (G)", "archstat, its convention (G)", "flagged layers", "ops", "archstat",
             "fvcore", "thop", "torch", "ptflops", "layers", "its count", "right count", "raw_total",
@@ -24,9 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "that include flagged layers), the layers where a tool is wrong by its own rules, and the "
                     "papers' figures. CSV and JSON: one row per tool with raw totals.")
     p.add_argument("model", help="model name (zoo, torchvision, timm:<name>)")
-    p.add_argument("--input-size", metavar="CxHxW",
-                   help="input size, e.g. 3x224x224 or 224x224 (default: the size the model was published at)")
-    p.add_argument("--batch", type=int, default=1, metavar="N", help="batch size (default 1)")
+    add_shape_options(p)
     p.add_argument("--tools", metavar="NAMES",
                    help="comma-separated subset of fvcore,thop,torch,ptflops (default: all)")
     p.add_argument("--all-flags", action="store_true",
@@ -40,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from archstat.counting.stats import format_shape
 
     tools = [t.strip() for t in args.tools.split(",") if t.strip()] if args.tools else None
-    report, lines = quiet_warnings(lambda: archstat.check(args.model, input_shape(args), tools=tools))
+    report, lines = quiet_warnings(lambda: archstat.check(args.model, input_shape(args, args.model), tools=tools))
     warn_lines(lines)
     human = args.format not in ("csv", "json")
     where = f"{report.model} on {format_shape(report.input_shape)}"

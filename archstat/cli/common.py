@@ -5,21 +5,33 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from archstat.reports.writers import FORMATS, render, write_atomic
 
-__all__ = ["add_input_options", "add_output_options", "emit", "progress", "input_shape", "quiet_warnings", "sweep",
-           "report_failures"]
+__all__ = ["add_input_options", "add_shape_options", "add_output_options", "emit", "progress", "input_shape",
+           "quiet_warnings", "sweep", "report_failures"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-def add_input_options(parser: argparse.ArgumentParser) -> None:
+def add_shape_options(parser: argparse.ArgumentParser) -> None:
+    """``--input-size`` / ``--batch`` (one sample's size, applied to every input of the model)
+    and ``--input-shape`` (full shapes, for any model)."""
     parser.add_argument("--input-size", metavar="CxHxW",
-                        help="input size, e.g. 3x224x224 or 224x224 (default: the size each model was published at)")
-    parser.add_argument("--batch", type=int, default=1, metavar="N", help="batch size (default 1)")
+                        help="one sample's size, e.g. 3x224x224 or 224x224 (CxTxHxW for video); a detector gets a "
+                             "list of --batch images of it, RAFT two frames (default: the size each model was "
+                             "published at)")
+    parser.add_argument("--batch", type=int, default=1, metavar="N",
+                        help="batch size, for the published size as for --input-size (default 1)")
+    parser.add_argument("--input-shape", metavar="SHAPES",
+                        help="full input shapes instead: 1x3x224x224; several positional inputs comma-separated "
+                             "(1x3x512x512,1x3x512x512); a list input in brackets ([3x800x800,3x600x800])")
+
+
+def add_input_options(parser: argparse.ArgumentParser) -> None:
+    add_shape_options(parser)
     parser.add_argument("--bias", action="store_true",
                         help="count bias additions as multiply-adds (as ptflops does; torchvision's figures do not)")
     parser.add_argument("--device", choices=("meta", "cpu"), default="meta",
@@ -31,14 +43,17 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="FILE", help="write to FILE (atomically) instead of stdout")
 
 
-def input_shape(args: argparse.Namespace) -> tuple[int, ...] | None:
-    """The full input shape from ``--input-size``/``--batch``; None means each model's own size."""
-    from archstat.api import parse_input_size
+def input_shape(args: argparse.Namespace, name: str) -> Any:
+    """Model ``name``'s ``input_shape`` from ``--input-shape``, or ``--input-size`` and
+    ``--batch`` (default: its published input, batched)."""
+    from archstat.api import parse_input_shape, resolve_inputs
     from archstat.errors import ArchstatError
 
-    if args.batch < 1:
-        raise ArchstatError(f"--batch must be at least 1, got {args.batch}")
-    return parse_input_size(args.input_size, args.batch) if args.input_size else None
+    if args.input_shape:
+        if args.input_size or args.batch != 1:
+            raise ArchstatError("--input-shape gives full shapes: use it without --input-size and --batch")
+        return parse_input_shape(args.input_shape)
+    return resolve_inputs(name, args.input_size, args.batch)
 
 
 def emit(args: argparse.Namespace, text: str) -> None:

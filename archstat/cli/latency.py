@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from archstat.cli.common import add_output_options, emit, report_failures, sweep, tables, warn_lines
 
@@ -54,16 +55,13 @@ def _peaks(args: argparse.Namespace):
     return calibrate(args.device, threads=args.threads, dtype=args.dtype)
 
 
-def _cases(args: argparse.Namespace) -> list[tuple[str, tuple[int, ...] | None]]:
+def _cases(args: argparse.Namespace) -> list[tuple[str, Any]]:
     import archstat
-    from archstat.errors import ArchstatError
+    from archstat.api import resolve_inputs
 
-    if args.batch < 1:
-        raise ArchstatError(f"--batch must be at least 1, got {args.batch}")
     names = archstat.resolve_names(args.models)
-    sizes = [archstat.parse_input_size(s.strip(), args.batch) for s in args.sizes.split(",") if s.strip()] \
-        if args.sizes else [None]
-    return [(name, size) for name in names for size in sizes]
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()] if args.sizes else [None]
+    return [(name, resolve_inputs(name, size, args.batch)) for name in names for size in sizes]
 
 
 def _human(row: dict) -> dict:

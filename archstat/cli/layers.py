@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.depth is not None and args.depth < 1:
         raise ArchstatError(f"--depth must be at least 1, got {args.depth}")
-    stats, lines = quiet_warnings(lambda: archstat.count(args.model, input_shape(args), count_bias=args.bias,
+    stats, lines = quiet_warnings(lambda: archstat.count(args.model, input_shape(args, args.model), count_bias=args.bias,
                                                          device=args.device, convention=args.convention))
     warn_lines(lines)
     human = args.format not in ("csv", "json")

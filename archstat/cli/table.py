@@ -29,9 +29,8 @@ def run(args: argparse.Namespace) -> int:
     import archstat
 
     names = archstat.resolve_names(args.models)
-    shape = input_shape(args)
     results, failures, notes = sweep(names, "counting", lambda name: archstat.count(
-        name, shape, count_bias=args.bias, device=args.device, convention=args.convention))
+        name, input_shape(args, name), count_bias=args.bias, device=args.device, convention=args.convention))
     warn_lines(notes)
     if results:
         rows = summary_rows(results, human=args.format not in ("csv", "json"))

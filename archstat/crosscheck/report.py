@@ -12,7 +12,6 @@ and the papers' figures for the network with the network they were printed for.
 
 from __future__ import annotations
 
-import copy
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from archstat.conventions import BIAS, MULTIPLY_ADD_TYPES, components, convention, op_type
+from archstat.counting.shadow import shadow_copy
 from archstat.counting.stats import ModelStats, format_shape
 from archstat.crosscheck.reconcile import Flag, ToolReconciliation, Unverified, close, reconcile_tool
 from archstat.crosscheck.tools import TOOLS, ToolResult
@@ -269,7 +269,7 @@ def _real_model(model_or_name: nn.Module | str, model_kwargs: dict[str, Any] | N
     if any(t.is_meta for t in list(model_or_name.parameters()) + list(model_or_name.buffers())):
         raise ArchstatError("check runs the other counters on real tensors: this model has meta parameters; "
                             "pass a model with real weights or a model name")
-    return copy.deepcopy(model_or_name).eval()
+    return shadow_copy(model_or_name, "cpu")[0].eval()
 
 
 def _paper_figures(name: str) -> list[PaperFigure]:
@@ -310,7 +310,8 @@ def check(model_or_name: nn.Module | str, input_shape: Sequence[int] | None = No
     raises is listed in ``report.failed`` with its error.
     """
     import archstat
-    from archstat.models import default_input_size
+    from archstat.counting.inputs import is_shape
+    from archstat.models import input_spec
 
     chosen = list(tools) if tools is not None else list(TOOLS)
     unknown = [t for t in chosen if t not in TOOLS]
@@ -318,7 +319,10 @@ def check(model_or_name: nn.Module | str, input_shape: Sequence[int] | None = No
         raise ArchstatError(f"unknown tool(s) {', '.join(unknown)}; choose from {', '.join(TOOLS)}")
     name = model_or_name if isinstance(model_or_name, str) else type(model_or_name).__name__
     if input_shape is None:
-        input_shape = (1, *default_input_size(name)) if isinstance(model_or_name, str) else (1, 3, 224, 224)
+        input_shape = input_spec(name).shapes() if isinstance(model_or_name, str) else (1, 3, 224, 224)
+    if not is_shape(input_shape):
+        raise ArchstatError(f"check runs the other counters on one input tensor; {name} takes "
+                            f"{format_shape(input_shape)}: count it with archstat table / archstat.count")
     shape = tuple(input_shape)
     stats = archstat.count(model_or_name, shape, model_kwargs=model_kwargs)
     report = CheckReport(name, shape, stats, {}, {}, notes=list(stats.notes))

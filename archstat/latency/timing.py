@@ -21,7 +21,6 @@ use it for rows that must be compared with each other.
 
 from __future__ import annotations
 
-import copy
 import gc
 import time
 from contextlib import contextmanager
@@ -31,6 +30,8 @@ from typing import Any, Iterator, Sequence
 import torch
 from torch import nn
 
+from archstat.counting.inputs import inputs_from_shapes, is_shape
+from archstat.counting.shadow import shadow_copy
 from archstat.counting.stats import format_shape
 from archstat.errors import ArchstatError
 from archstat.latency.machine import check_device, environment, other_busy_processes
@@ -78,23 +79,22 @@ def torch_threads(threads: int | None) -> Iterator[int]:
 
 @dataclass
 class Runner:
-    """A model placed on its device with an input, ready to be timed (see :func:`prepare`)."""
+    """A model placed on its device with its inputs, ready to be timed (see :func:`prepare`)."""
 
     label: str
     model: nn.Module
-    x: torch.Tensor
+    args: tuple
+    kwargs: dict
+    input_shape: Any
     device: str
     channels_last: bool
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.x.shape)
+    dtype: torch.dtype
 
     def run(self) -> None:
         """One forward pass, waiting for the device to finish."""
-        self.model(self.x)
-        if self.x.is_cuda:
-            torch.cuda.synchronize(self.x.device)
+        self.model(*self.args, **self.kwargs)
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize(torch.device(self.device))
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ class Timing:
     """Repeated forward-pass times of one model on one input, with where they were taken."""
 
     model: str
-    input_shape: tuple[int, ...]
+    input_shape: Any
     device: str
     dtype: str
     channels_last: bool
@@ -120,10 +120,14 @@ class Timing:
         return self.spread.median
 
     def row(self) -> dict[str, Any]:
-        """Plain values: :data:`TIMING_COLUMNS` then the environment (which holds the thread count)."""
+        """Plain values: :data:`TIMING_COLUMNS` then the environment (which holds the thread count).
+        ``input`` is one sample's shape and ``batch`` the batch, for a model with one input tensor;
+        a model with several inputs gives all their shapes and an empty batch."""
         s = self.spread
+        single = is_shape(self.input_shape)
         return {
-            "model": self.model, "input": format_shape(self.input_shape[1:]), "batch": self.input_shape[0],
+            "model": self.model, "input": format_shape(self.input_shape[1:] if single else self.input_shape),
+            "batch": self.input_shape[0] if single else "",
             "device": self.device, "median_ms": round(s.median, 4), "iqr_ms": round(s.iqr, 4),
             "p25_ms": round(s.p25, 4), "p75_ms": round(s.p75, 4), "min_ms": round(s.min, 4),
             "max_ms": round(s.max, 4), "mean_ms": round(s.mean, 4), "std_ms": round(s.std, 4), "repeats": s.n,
@@ -137,15 +141,10 @@ def _has_meta_tensors(model: nn.Module) -> bool:
 
 
 def _placed(model: nn.Module, device: str, dtype: torch.dtype, channels_last: bool) -> nn.Module:
-    """``model`` on ``device``/``dtype`` in eval mode; a copy when anything must change, so
-    the caller's model keeps its device, dtype, memory format and training flag."""
-    tensors = list(model.parameters()) + list(model.buffers())
-    float_tensors = [t for t in tensors if t.is_floating_point()]
-    in_place = (all(t.device == torch.device(device) for t in tensors) and all(t.dtype == dtype for t in float_tensors)
-                and not channels_last and not model.training)
-    if in_place:
-        return model
-    placed = copy.deepcopy(model).to(device=device, dtype=dtype)
+    """A copy of ``model`` on ``device``/``dtype`` in eval mode, without the caller's hooks
+    (:func:`~archstat.counting.shadow.shadow_copy`): the caller's model is never run, and keeps
+    its device, dtype, memory format, hooks and training flag."""
+    placed = shadow_copy(model, device)[0].to(device=device, dtype=dtype)
     if channels_last:
         placed = placed.to(memory_format=torch.channels_last)
     return placed.eval()
@@ -172,20 +171,21 @@ def prepare(model_or_name: nn.Module | str, input_shape: Sequence[int] | None = 
             model_kwargs: dict[str, Any] | None = None, label: str | None = None, seed: int = 0) -> Runner:
     """Build (a name, with random weights on the CPU) or copy a model onto ``device`` with an input.
 
-    ``input_shape`` is the full ``(N, C, H, W)``; by default the size a named model was
-    published at, ``(1, 3, 224, 224)`` for a module. ``seed`` fixes the random weights
-    and input, so two runs time the same numbers; the caller's random state is restored.
+    ``input_shape`` is the full ``(N, C, H, W)`` (or several inputs, in
+    :func:`archstat.count`'s grammar); by default the input a named model was published at,
+    ``(1, 3, 224, 224)`` for a module. ``seed`` fixes the random weights and inputs, so two
+    runs time the same numbers; the caller's random state is restored.
     """
-    from archstat.models import default_input_size
+    from archstat.models import input_spec
 
     device = check_device(device)
     dtype = parse_dtype(dtype)
     if isinstance(model_or_name, str):
         name = model_or_name
-        shape = tuple(input_shape) if input_shape is not None else (1, *default_input_size(name))
+        shape = input_shape if input_shape is not None else input_spec(name).shapes()
     elif isinstance(model_or_name, nn.Module):
         name = label or type(model_or_name).__name__
-        shape = tuple(input_shape) if input_shape is not None else (1, 3, 224, 224)
+        shape = input_shape if input_shape is not None else (1, 3, 224, 224)
         if _has_meta_tensors(model_or_name):
             raise MeasureError(f"{name}: the model holds meta tensors (no weights); latency needs a model built "
                                "with real weights (on the CPU)")
@@ -196,10 +196,23 @@ def prepare(model_or_name: nn.Module | str, input_shape: Sequence[int] | None = 
         torch.manual_seed(seed)
         model = _build(name, model_kwargs, device, dtype, channels_last) if isinstance(model_or_name, str) \
             else _placed(model_or_name, device, dtype, channels_last)
-        x = torch.randn(shape, device=device, dtype=dtype)
-    if channels_last and x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return Runner(label or name, model, x, device, channels_last)
+        inputs = inputs_from_shapes(shape)
+        args, kwargs = inputs.materialise(device)
+    args, kwargs = _cast((args, kwargs), dtype, channels_last)
+    return Runner(label or name, model, args, kwargs, inputs.shapes, device, channels_last, dtype)
+
+
+def _cast(value: Any, dtype: torch.dtype, channels_last: bool) -> Any:
+    """Floating-point input tensors in ``dtype``; 4-D ones channels_last when asked."""
+    if isinstance(value, torch.Tensor):
+        if value.is_floating_point():
+            value = value.to(dtype)
+        return value.contiguous(memory_format=torch.channels_last) if channels_last and value.dim() == 4 else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cast(v, dtype, channels_last) for v in value)
+    if isinstance(value, dict):
+        return {k: _cast(v, dtype, channels_last) for k, v in value.items()}
+    return value
 
 
 def measure_interleaved(runners: Sequence[Runner], *, warmup: int = 5, repeats: int = 20,
@@ -229,7 +242,7 @@ def measure_interleaved(runners: Sequence[Runner], *, warmup: int = 5, repeats: 
                 gc.enable()
     seen = [b for b in busy if b is not None]
     env = environment(runners[0].device, used, max(seen) if seen else None) if runners else {}
-    return [Timing(r.label, r.input_shape, r.device, str(r.x.dtype).removeprefix("torch."), r.channels_last, used,
+    return [Timing(r.label, r.input_shape, r.device, str(r.dtype).removeprefix("torch."), r.channels_last, used,
                    warmup, tuple(t), env) for r, t in zip(runners, times)]
 
 
