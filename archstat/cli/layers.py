@@ -39,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.depth is not None and args.depth < 1:
         raise ArchstatError(f"--depth must be at least 1, got {args.depth}")
-    stats, lines = quiet_warnings(lambda: archstat.count(args.model, input_shape(args, args.model), count_bias=args.bias,
-                                                         device=args.device, convention=args.convention))
+    shape = input_shape(args, args.model)
+    stats, lines = quiet_warnings(lambda: archstat.count(args.model, shape, count_bias=args.bias, device=args.device,
+                                                         convention=args.convention))
     warn_lines(lines)
     human = args.format not in ("csv", "json")
     by_type = ("by layer type", kind_rows(stats, human), _NUMERIC)

@@ -42,7 +42,7 @@ def _check_channels(c_in: int, in_channels: int | None, out_channels: int, group
         raise ShapeError(f"groups={groups} must divide in_channels={c_in} and out_channels={out_channels}")
 
 
-@formula("conv")
+@formula("conv", counts="madds")
 def conv(
     input_shape: Shape,
     out_channels: int,
@@ -95,7 +95,7 @@ def conv(
     )
 
 
-@formula("conv_transpose")
+@formula("conv_transpose", counts="madds")
 def conv_transpose(
     input_shape: Shape,
     out_channels: int,
@@ -142,7 +142,7 @@ def conv_transpose(
     )
 
 
-@formula("deform_conv")
+@formula("deform_conv", counts="madds")
 def deform_conv(
     input_shape: Shape,
     out_channels: int,

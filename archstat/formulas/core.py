@@ -45,6 +45,7 @@ __all__ = [
     "with_batch",
     "without_batch",
     "FORMULAS",
+    "COUNTS",
     "formula",
     "numel",
     "expand",
@@ -193,12 +194,24 @@ F = TypeVar("F", bound=Callable[..., OpCost])
 FORMULAS: dict[str, Callable[..., OpCost]] = {}
 
 
-def formula(name: str) -> Callable[[F], F]:
-    """Register a formula under ``name``; a second registration of the same name is an error."""
+#: What a formula's cost consists of, for ``archstat ops``: multiply-adds (and flops = 2 x
+#: madds plus any element-wise work), flops and memory access without multiply-adds, or
+#: memory access alone (data movement).
+COUNTS = ("madds", "flops", "memory")
+
+
+def formula(name: str, counts: str = "flops") -> Callable[[F], F]:
+    """Register a formula under ``name``; a second registration of the same name is an error.
+
+    ``counts`` (one of :data:`COUNTS`) says what kind of cost it returns; it is kept as the
+    function's ``counts`` attribute."""
+    if counts not in COUNTS:
+        raise ValueError(f"counts must be one of {COUNTS}, not {counts!r}")
 
     def register(fn: F) -> F:
         if name in FORMULAS:
             raise ValueError(f"formula {name!r} is already registered by {FORMULAS[name].__qualname__}")
+        fn.counts = counts  # type: ignore[attr-defined]
         FORMULAS[name] = fn
         return fn
 

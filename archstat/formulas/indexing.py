@@ -14,7 +14,7 @@ from archstat.formulas.shapes import conv_output_size
 __all__ = ["embedding", "scatter", "scan", "fold"]
 
 
-@formula("embedding")
+@formula("embedding", counts="memory")
 def embedding(indices_shape: Shape, num_embeddings: int, embedding_dim: int, mode: str | None = None,
               bags: int | None = None) -> OpCost:
     """``nn.Embedding`` (``mode=None``: one row per index, output ``(*indices, dim)``) or

@@ -26,7 +26,7 @@ def broadcast_shapes(*shapes: Shape) -> Shape:
     return tuple(out)
 
 
-@formula("linear")
+@formula("linear", counts="madds")
 def linear(input_shape: Shape, in_features: int, out_features: int, bias: bool = True,
            count_bias: bool = False) -> OpCost:
     """Fully connected layer ``y = x W^T + b`` over ``input_shape = (..., in_features)``.
@@ -50,7 +50,7 @@ def linear(input_shape: Shape, in_features: int, out_features: int, bias: bool =
     )
 
 
-@formula("matmul")
+@formula("matmul", counts="madds")
 def matmul(a_shape: Shape, b_shape: Shape) -> OpCost:
     """``torch.matmul`` / ``@`` / ``bmm`` / ``mm`` with torch's 1-D and broadcasting rules.
 
@@ -108,7 +108,7 @@ def _parse_einsum(equation: str, shapes: tuple[Shape, ...]) -> tuple[list[str], 
     return expanded, out, sizes
 
 
-@formula("einsum")
+@formula("einsum", counts="madds")
 def einsum(equation: str, *shapes: Shape) -> OpCost:
     """``torch.einsum`` contracted pairwise from left to right.
 
@@ -134,7 +134,7 @@ def einsum(equation: str, *shapes: Shape) -> OpCost:
     return OpCost(Cost(madds=madds, flops=2 * madds, mem_access=io), out_shape, Category("matmul", "einsum"))
 
 
-@formula("sdpa")
+@formula("sdpa", counts="madds")
 def scaled_dot_product_attention(q_shape: Shape, k_shape: Shape, v_shape: Shape) -> OpCost:
     """``softmax(Q K^T / sqrt(E)) V`` for ``Q (..., L, E)``, ``K (..., S, E)``, ``V (..., S, Ev)``.
 
@@ -160,7 +160,7 @@ def scaled_dot_product_attention(q_shape: Shape, k_shape: Shape, v_shape: Shape)
     )
 
 
-@formula("mha")
+@formula("mha", counts="madds")
 def multi_head_attention(
     query_shape: Shape,
     key_shape: Shape,

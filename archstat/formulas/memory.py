@@ -18,7 +18,7 @@ from archstat.formulas.core import Category, Cost, OpCost, Shape, ShapeError, ex
 __all__ = ["concat", "split", "copy", "channel_shuffle", "pad", "interpolate", "fill", "INTERPOLATION_TAPS"]
 
 
-@formula("concat")
+@formula("concat", counts="memory")
 def concat(shapes: Sequence[Shape], dim: int = 0) -> OpCost:
     """``torch.cat``: flops 0; mem_access = inputs + output (2x the output size)."""
     first = tuple(shapes[0])
@@ -30,7 +30,7 @@ def concat(shapes: Sequence[Shape], dim: int = 0) -> OpCost:
     return OpCost(Cost(mem_access=sum(numel(s) for s in shapes) + numel(out)), out, _moves("concat"))
 
 
-@formula("split")
+@formula("split", counts="memory")
 def split(input_shape: Shape, sizes: Sequence[int], dim: int = 0) -> OpCost:
     """``torch.split`` / ``chunk`` into pieces of ``sizes`` along ``dim``.
 
@@ -45,7 +45,7 @@ def split(input_shape: Shape, sizes: Sequence[int], dim: int = 0) -> OpCost:
     return OpCost(Cost(mem_access=2 * numel(input_shape)), outs, _moves("split"))
 
 
-@formula("copy")
+@formula("copy", counts="memory")
 def copy(input_shape: Shape, op: str = "copy", read: int | None = None) -> OpCost:
     """A materialising copy: ``contiguous`` of a permuted tensor, ``roll``, ``flip``, a dtype
     cast (``op="cast"``), a gather or index (``op="gather"``: the output's elements are read
@@ -58,7 +58,7 @@ def copy(input_shape: Shape, op: str = "copy", read: int | None = None) -> OpCos
     return OpCost(Cost(mem_access=n + (n if read is None else read)), tuple(input_shape), _moves(op))
 
 
-@formula("channel_shuffle")
+@formula("channel_shuffle", counts="memory")
 def channel_shuffle(input_shape: Shape, groups: int) -> OpCost:
     """ShuffleNet's channel shuffle (reshape to ``(g, C/g)``, transpose, flatten).
 
@@ -69,7 +69,7 @@ def channel_shuffle(input_shape: Shape, groups: int) -> OpCost:
     return OpCost(Cost(mem_access=2 * numel(input_shape)), tuple(input_shape), _moves("channel_shuffle"))
 
 
-@formula("pad")
+@formula("pad", counts="memory")
 def pad(input_shape: Shape, padding: Sequence[int]) -> OpCost:
     """``F.pad``: ``padding`` as torch gives it (last dim first, ``(left, right, ...)``).
 
@@ -115,7 +115,7 @@ def interpolate(input_shape: Shape, size: int | Sequence[int] | None = None,
                   Category("resample", f"interpolate_{mode}"))
 
 
-@formula("fill")
+@formula("fill", counts="memory")
 def fill(output_shape: Shape) -> OpCost:
     """A tensor created in the forward pass (``zeros``, ``new_zeros``, ``arange``,
     ``x[idx] = v``): mem_access = the elements written; flops 0."""

@@ -60,7 +60,7 @@ def _sequence(input_shape: Shape, batch_first: bool, packed_batch: int | None) -
     return steps * batch, batch, input_shape[2], False
 
 
-@formula("rnn")
+@formula("rnn", counts="madds")
 def rnn(input_shape: Shape, input_size: int, hidden_size: int, mode: str = "LSTM", num_layers: int = 1,
         bidirectional: bool = False, proj_size: int = 0, bias: bool = True, batch_first: bool = False,
         count_bias: bool = False, packed_batch: int | None = None) -> OpCost:
@@ -95,7 +95,7 @@ def rnn(input_shape: Shape, input_size: int, hidden_size: int, mode: str = "LSTM
                   {"unbatched": unbatched})
 
 
-@formula("rnn_cell")
+@formula("rnn_cell", counts="madds")
 def rnn_cell(input_shape: Shape, input_size: int, hidden_size: int, mode: str = "LSTM", bias: bool = True,
              count_bias: bool = False) -> OpCost:
     """``nn.RNNCell`` / ``nn.LSTMCell`` / ``nn.GRUCell``: one step of one layer for ``(N, I)``

@@ -24,7 +24,7 @@ __all__: list[str] = []
 # --------------------------------------------------------------------------- multiply-add ops
 
 
-@function_handler("conv1d", "conv2d", "conv3d", shape_only=True)
+@function_handler("conv1d", "conv2d", "conv3d", shape_only=True, formula="conv")
 def _conv(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     x, w = arg(args, kwargs, 0, "input"), arg(args, kwargs, 1, "weight")
     groups = arg(args, kwargs, 6, "groups", 1)
@@ -35,7 +35,7 @@ def _conv(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
                             spatial_dims=w.dim() - 2))
 
 
-@function_handler("conv_transpose1d", "conv_transpose2d", "conv_transpose3d", shape_only=True)
+@function_handler("conv_transpose1d", "conv_transpose2d", "conv_transpose3d", shape_only=True, formula="conv_transpose")
 def _conv_transpose(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     x, w = arg(args, kwargs, 0, "input"), arg(args, kwargs, 1, "weight")
     groups = arg(args, kwargs, 6, "groups", 1)
@@ -46,7 +46,7 @@ def _conv_transpose(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
                             in_channels=w.shape[0], spatial_dims=w.dim() - 2))
 
 
-@function_handler("deform_conv2d")
+@function_handler("deform_conv2d", formula="deform_conv")
 def _deform_conv(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     # torch.ops.torchvision.deform_conv2d(input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w,
     #   dil_h, dil_w, n_weight_grps, n_offset_grps, use_mask); torchvision.ops.deform_conv2d calls it.
@@ -57,22 +57,23 @@ def _deform_conv(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
         bias=bias is not None and bias.numel() > 0 and bool(bias.shape[0]), mask=bool(args[13])))
 
 
-@function_handler("linear", shape_only=True)
+@function_handler("linear", shape_only=True, formula="linear")
 def _linear(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     x, w = arg(args, kwargs, 0, "input"), arg(args, kwargs, 1, "weight")
     if w.dim() == 1:  # F.linear with a vector weight is a dot product
         return FormulaCall("matmul", (shape_of(x), shape_of(w)))
-    return FormulaCall("linear", (shape_of(x), w.shape[1], w.shape[0]), dict(bias=arg(args, kwargs, 2, "bias") is not None))
+    return FormulaCall("linear", (shape_of(x), w.shape[1], w.shape[0]),
+                       dict(bias=arg(args, kwargs, 2, "bias") is not None))
 
 
-@function_handler("bilinear")
+@function_handler("bilinear", formula="einsum")
 def _bilinear(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     # y_o = x1^T W_o x2 (+ b_o): contracted as (x1 W) then with x2.
     x1, x2, w = arg(args, kwargs, 0, "input1"), arg(args, kwargs, 1, "input2"), arg(args, kwargs, 2, "weight")
     return FormulaCall("einsum", ("...i,oij,...j->...o", shape_of(x1), shape_of(w), shape_of(x2)))
 
 
-@function_handler("matmul", "mm", "bmm", "dot", "vdot", "mv", "inner", shape_only=True)
+@function_handler("matmul", "mm", "bmm", "dot", "vdot", "mv", "inner", shape_only=True, formula="matmul")
 def _matmul(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     a, b = arg(args, kwargs, 0, "input"), arg(args, kwargs, 1, "other", kwargs.get("mat2", kwargs.get("vec")))
     if a.dim() == 0 or b.dim() == 0:  # a scalar tensor: a product of elements, not a matrix one
@@ -80,7 +81,7 @@ def _matmul(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     return FormulaCall("matmul", (shape_of(a), shape_of(b)))
 
 
-@function_handler("addmm", "baddbmm", "addbmm", "addmv", "addr")
+@function_handler("addmm", "baddbmm", "addbmm", "addmv", "addr", formula="matmul")
 def _addmm(args: tuple, kwargs: dict, out: Any, name: str = "addmm") -> FormulaCall:
     # bias + a @ b: the product is the multiply-add work, the bias add is the convention's bias.
     a = arg(args, kwargs, 1, "mat1", kwargs.get("batch1", kwargs.get("mat", kwargs.get("vec1"))))
@@ -92,13 +93,13 @@ def _addmm(args: tuple, kwargs: dict, out: Any, name: str = "addmm") -> FormulaC
     return FormulaCall("matmul", (shape_of(a), shape_of(b)))
 
 
-@function_handler("outer", "ger")
+@function_handler("outer", "ger", formula="matmul")
 def _outer(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     a, b = arg(args, kwargs, 0, "input"), arg(args, kwargs, 1, "vec2")
     return FormulaCall("matmul", ((*shape_of(a), 1), (1, *shape_of(b))))
 
 
-@function_handler("einsum")
+@function_handler("einsum", formula="einsum")
 def _einsum(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     equation, operands = args[0], args[1:]
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
@@ -106,7 +107,7 @@ def _einsum(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     return FormulaCall("einsum", (equation, *(shape_of(t) for t in operands)))
 
 
-@function_handler("tensordot")
+@function_handler("tensordot", formula="matmul")
 def _tensordot(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     a, b = arg(args, kwargs, 0, "a"), arg(args, kwargs, 1, "b")
     dims = arg(args, kwargs, 2, "dims", 2)
@@ -118,20 +119,20 @@ def _tensordot(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     return FormulaCall("matmul", ((free_a, contracted), (contracted, b.numel() // max(contracted, 1))))
 
 
-@function_handler("cdist")
+@function_handler("cdist", formula="matmul")
 def _cdist(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     # ||x1_p - x2_r|| for every pair: one multiply-add per feature and pair (the matmul form torch uses).
     x1, x2 = arg(args, kwargs, 0, "x1"), arg(args, kwargs, 1, "x2")
     return FormulaCall("matmul", (shape_of(x1), (*shape_of(x2)[:-2], x2.shape[-1], x2.shape[-2])))
 
 
-@function_handler("scaled_dot_product_attention", shape_only=True)
+@function_handler("scaled_dot_product_attention", shape_only=True, formula="sdpa")
 def _sdpa(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     q, k, v = (arg(args, kwargs, i, n) for i, n in enumerate(("query", "key", "value")))
     return FormulaCall("sdpa", (shape_of(q), shape_of(k), shape_of(v)))
 
 
-@function_handler("multi_head_attention_forward")
+@function_handler("multi_head_attention_forward", formula="mha")
 def _mha(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     q, k, v = (arg(args, kwargs, i, n) for i, n in enumerate(("query", "key", "value")))
     embed_dim, num_heads = arg(args, kwargs, 3, "embed_dim_to_check"), arg(args, kwargs, 4, "num_heads")
@@ -148,7 +149,7 @@ def _mha(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
 _RNN_KERNELS = {"lstm": ("LSTM", 4), "gru": ("GRU", 3), "rnn_tanh": ("RNN_TANH", 1), "rnn_relu": ("RNN_RELU", 1)}
 
 
-@function_handler(*_RNN_KERNELS)
+@function_handler(*_RNN_KERNELS, formula="rnn")
 def _rnn(args: tuple, kwargs: dict, out: Any, name: str = "lstm") -> FormulaCall:
     # (input, hx, flat_weights, bias, num_layers, dropout, train, bidirectional, batch_first), or with a
     # packed input (data, batch_sizes, hx, flat_weights, bias, num_layers, dropout, train, bidirectional).
@@ -170,7 +171,7 @@ def _rnn(args: tuple, kwargs: dict, out: Any, name: str = "lstm") -> FormulaCall
 _CELL_KERNELS = {"lstm_cell": "LSTM", "gru_cell": "GRU", "rnn_tanh_cell": "RNN_TANH", "rnn_relu_cell": "RNN_RELU"}
 
 
-@function_handler(*_CELL_KERNELS)
+@function_handler(*_CELL_KERNELS, formula="rnn_cell")
 def _rnn_cell(args: tuple, kwargs: dict, out: Any, name: str = "lstm_cell") -> FormulaCall:
     # (input, hx, w_ih, w_hh, b_ih, b_hh)
     x, w_ih, w_hh = args[0], args[2], args[3]
@@ -181,7 +182,7 @@ def _rnn_cell(args: tuple, kwargs: dict, out: Any, name: str = "lstm_cell") -> F
 # --------------------------------------------------------------------------- normalisation
 
 
-@function_handler("batch_norm", shape_only=True)
+@function_handler("batch_norm", shape_only=True, formula="batch_norm")
 def _batch_norm(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     x, running_mean = arg(args, kwargs, 0, "input"), arg(args, kwargs, 1, "running_mean")
     training = bool(arg(args, kwargs, 5, "training", False))
@@ -190,7 +191,7 @@ def _batch_norm(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
         training=training or running_mean is None))
 
 
-@function_handler("instance_norm", shape_only=True)
+@function_handler("instance_norm", shape_only=True, formula="batch_norm")
 def _instance_norm(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     x = arg(args, kwargs, 0, "input")
     return FormulaCall("batch_norm", (shape_of(x),), dict(
@@ -198,7 +199,7 @@ def _instance_norm(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
         track_running_stats=arg(args, kwargs, 1, "running_mean") is not None, op="instance_norm"))
 
 
-@function_handler("layer_norm", "rms_norm", shape_only=True)
+@function_handler("layer_norm", "rms_norm", shape_only=True, formula="layer_norm")
 def _layer_norm(args: tuple, kwargs: dict, out: Any, name: str = "layer_norm") -> FormulaCall:
     x, shape = arg(args, kwargs, 0, "input"), arg(args, kwargs, 1, "normalized_shape")
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
@@ -208,12 +209,12 @@ def _layer_norm(args: tuple, kwargs: dict, out: Any, name: str = "layer_norm") -
                        dict(elementwise_affine=weight is not None, bias=isinstance(bias, torch.Tensor), op=name))
 
 
-@function_handler("local_response_norm", shape_only=True)
+@function_handler("local_response_norm", shape_only=True, formula="local_response_norm")
 def _lrn(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     return FormulaCall("local_response_norm", (shape_of(arg(args, kwargs, 0, "input")), arg(args, kwargs, 1, "size")))
 
 
-@function_handler("group_norm", shape_only=True)
+@function_handler("group_norm", shape_only=True, formula="group_norm")
 def _group_norm(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     x = arg(args, kwargs, 0, "input")
     return FormulaCall("group_norm", (shape_of(x), arg(args, kwargs, 1, "num_groups")),
@@ -240,13 +241,14 @@ def _adaptive_pool(args: tuple, kwargs: dict, out: Any, mode: str, spatial_dims:
 
 
 for _nd in (1, 2, 3):
-    function_handler(f"max_pool{_nd}d", mode="max", spatial_dims=_nd)(_pool)
-    function_handler(f"avg_pool{_nd}d", shape_only=True, mode="avg", spatial_dims=_nd)(_pool)
-    function_handler(f"adaptive_avg_pool{_nd}d", shape_only=True, mode="avg", spatial_dims=_nd)(_adaptive_pool)
-    function_handler(f"adaptive_max_pool{_nd}d", mode="max", spatial_dims=_nd)(_adaptive_pool)
+    function_handler(f"max_pool{_nd}d", mode="max", spatial_dims=_nd, formula="pool")(_pool)
+    function_handler(f"avg_pool{_nd}d", shape_only=True, mode="avg", spatial_dims=_nd, formula="pool")(_pool)
+    function_handler(f"adaptive_avg_pool{_nd}d", shape_only=True, mode="avg", spatial_dims=_nd,
+                     formula="adaptive_pool")(_adaptive_pool)
+    function_handler(f"adaptive_max_pool{_nd}d", mode="max", spatial_dims=_nd, formula="adaptive_pool")(_adaptive_pool)
 
 
-@function_handler("lp_pool1d", "lp_pool2d", "lp_pool3d")
+@function_handler("lp_pool1d", "lp_pool2d", "lp_pool3d", formula="pool")
 def _lp_pool(args: tuple, kwargs: dict, out: Any, name: str = "lp_pool2d") -> FormulaCall:
     # (input, norm_type, kernel_size, stride, ceil_mode): a power-average pool
     x, kernel = arg(args, kwargs, 0, "input"), arg(args, kwargs, 2, "kernel_size")
@@ -257,7 +259,8 @@ def _lp_pool(args: tuple, kwargs: dict, out: Any, name: str = "lp_pool2d") -> Fo
 
 @function_handler("mean", "sum", "amax", "amin", "aminmax", "prod", "std", "var", "logsumexp", "norm", "argmax",
                   "argmin", "all", "any", "nansum", "nanmean", "max", "min", "std_mean", "var_mean",
-                  "count_nonzero", "linalg_vector_norm", "linalg_norm", "frobenius_norm", "nuclear_norm")
+                  "count_nonzero", "linalg_vector_norm", "linalg_norm", "frobenius_norm", "nuclear_norm",
+                  formula="reduction")
 def _reduction(args: tuple, kwargs: dict, out: Any, name: str = "mean") -> FormulaCall:
     x = arg(args, kwargs, 0, "input")
     second = arg(args, kwargs, 1, "other")
@@ -272,7 +275,7 @@ def _reduction(args: tuple, kwargs: dict, out: Any, name: str = "mean") -> Formu
     return FormulaCall("reduction", (shape_of(x),), dict(dims=dim, keepdim=keepdim, op=name))
 
 
-@function_handler("cumsum", "cumprod", "cummax", "cummin", "logcumsumexp")
+@function_handler("cumsum", "cumprod", "cummax", "cummin", "logcumsumexp", formula="scan")
 def _scan(args: tuple, kwargs: dict, out: Any, name: str = "cumsum") -> FormulaCall:
     return FormulaCall("scan", (shape_of(arg(args, kwargs, 0, "input")),), dict(op=name))
 
@@ -315,12 +318,13 @@ def _elementwise(args: tuple, kwargs: dict, out: Any, name: str = "") -> Formula
     return FormulaCall("elementwise", (name, *shapes))
 
 
-function_handler(*sorted(_SAME_DTYPE), shape_only=True)(_elementwise)
-function_handler(*sorted((ACTIVATIONS | ELEMENTWISE_OPS | _MORE_ELEMENTWISE) - _SAME_DTYPE))(_elementwise)
+function_handler(*sorted(_SAME_DTYPE), shape_only=True, formula="elementwise")(_elementwise)
+function_handler(*sorted((ACTIVATIONS | ELEMENTWISE_OPS | _MORE_ELEMENTWISE) - _SAME_DTYPE),
+                 formula="elementwise")(_elementwise)
 
 
 @function_handler("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
-                  shape_only=True)
+                  shape_only=True, formula="elementwise")
 def _dropout(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     training = arg(args, kwargs, 2, "training", True)
     x = arg(args, kwargs, 0, "input")
@@ -330,7 +334,8 @@ def _dropout(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
 # --------------------------------------------------------------------------- data movement
 
 
-@function_handler("cat", "stack", "hstack", "vstack", "dstack", "column_stack", shape_only=True)
+@function_handler("cat", "stack", "hstack", "vstack", "dstack", "column_stack", shape_only=True,
+                  formula="concat")
 def _cat(args: tuple, kwargs: dict, out: Any, name: str = "cat") -> FormulaCall:
     tensors = arg(args, kwargs, 0, "tensors")
     dim = arg(args, kwargs, 1, "dim", 0)
@@ -343,24 +348,25 @@ def _cat(args: tuple, kwargs: dict, out: Any, name: str = "cat") -> FormulaCall:
     return FormulaCall("concat", (shapes,), dict(dim=dim))
 
 
-@function_handler("split", "chunk", "tensor_split", "split_with_sizes", "unsafe_split", "unsafe_chunk")
+@function_handler("split", "chunk", "tensor_split", "split_with_sizes", "unsafe_split", "unsafe_chunk", formula="split")
 def _split(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     x = arg(args, kwargs, 0, "input", kwargs.get("tensor"))
     dim = arg(args, kwargs, 2, "dim", 0)
     return FormulaCall("split", (shape_of(x), [t.shape[dim] for t in out]), dict(dim=dim))
 
 
-@function_handler("channel_shuffle")
+@function_handler("channel_shuffle", formula="channel_shuffle")
 def _channel_shuffle(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     return FormulaCall("channel_shuffle", (shape_of(arg(args, kwargs, 0, "input")), arg(args, kwargs, 1, "groups")))
 
 
-@function_handler("pixel_shuffle", "pixel_unshuffle")
+@function_handler("pixel_shuffle", "pixel_unshuffle", formula="copy")
 def _pixel_shuffle(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     return FormulaCall("copy", (shape_of(out),), dict(op="pixel_shuffle"))
 
 
-@function_handler("interpolate", "upsample", "upsample_nearest", "upsample_bilinear", shape_only=True)
+@function_handler("interpolate", "upsample", "upsample_nearest", "upsample_bilinear", shape_only=True,
+                  formula="interpolate")
 def _interpolate(args: tuple, kwargs: dict, out: Any, name: str = "interpolate") -> FormulaCall:
     x = arg(args, kwargs, 0, "input")
     default_mode = {"upsample_bilinear": "bilinear"}.get(name, "nearest")
@@ -369,13 +375,13 @@ def _interpolate(args: tuple, kwargs: dict, out: Any, name: str = "interpolate")
                                                            mode=arg(args, kwargs, 3, "mode", default_mode)))
 
 
-@function_handler("grid_sample")
+@function_handler("grid_sample", formula="grid_sample")
 def _grid_sample(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     return FormulaCall("grid_sample", (shape_of(arg(args, kwargs, 0, "input")), shape_of(arg(args, kwargs, 1, "grid"))),
                        dict(mode=arg(args, kwargs, 2, "mode", "bilinear")))
 
 
-@function_handler("affine_grid")
+@function_handler("affine_grid", formula="matmul")
 def _affine_grid(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     # every output position (x, y, 1) times theta^T: a (N, positions, 3) @ (N, 3, 2) product
     theta = arg(args, kwargs, 0, "theta")
@@ -383,7 +389,7 @@ def _affine_grid(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     return FormulaCall("matmul", ((grid[0], prod(grid[1:-1]), theta.shape[-1]), (grid[0], theta.shape[-1], grid[-1])))
 
 
-@function_handler("pad")
+@function_handler("pad", formula="pad")
 def _pad(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     return FormulaCall("pad", (shape_of(arg(args, kwargs, 0, "input")), tuple(arg(args, kwargs, 1, "pad"))))
 
@@ -394,7 +400,8 @@ _CASTS = ("long", "int", "short", "char", "byte", "bool", "half", "float", "doub
 
 
 @function_handler("contiguous", "clone", "to", "cpu", "cuda", "roll", "flip", "fliplr", "flipud", "rot90", "repeat",
-                  "tile", "repeat_interleave", "copy", "tril", "triu", "fft_fftshift", "fft_ifftshift", *_CASTS)
+                  "tile", "repeat_interleave", "copy", "tril", "triu", "fft_fftshift", "fft_ifftshift", *_CASTS,
+                  formula="copy")
 def _copy(args: tuple, kwargs: dict, out: Any, name: str = "copy") -> FormulaCall:
     source = args[0] if args and isinstance(args[0], torch.Tensor) else None
     if name == "copy":  # dst.copy_(src) writes dst in place
@@ -402,13 +409,14 @@ def _copy(args: tuple, kwargs: dict, out: Any, name: str = "copy") -> FormulaCal
     if out is source:  # .contiguous() of a contiguous tensor, .to() of the same dtype: nothing moves
         return FREE
     if name in ("repeat", "tile", "repeat_interleave"):
-        return FormulaCall("copy", (shape_of(out),), dict(op="repeat", read=source.numel() if source is not None else None))
+        read = source.numel() if source is not None else None
+        return FormulaCall("copy", (shape_of(out),), dict(op="repeat", read=read))
     op = "cast" if name in _CASTS or (name == "to" and source is not None and out.dtype != source.dtype) else \
         name if name in ("roll", "flip", "tril", "triu") else "copy"
     return FormulaCall("copy", (shape_of(out),), dict(op=op))
 
 
-@function_handler("reshape", "reshape_as", "flatten", "ravel")
+@function_handler("reshape", "reshape_as", "flatten", "ravel", formula="copy")
 def _reshape(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     # A view where the strides allow one; otherwise torch copies (e.g. after a transpose,
     # as in ShuffleNet's channel shuffle), and the copy is memory traffic.
@@ -422,7 +430,8 @@ def _has_list_index(index: Any) -> bool:
     return any(isinstance(i, list) for i in items)
 
 
-@function_handler("getitem", "index_select", "gather", "take", "take_along_dim", "masked_select", "index")
+@function_handler("getitem", "index_select", "gather", "take", "take_along_dim", "masked_select", "index",
+                  formula="copy")
 def _gather(args: tuple, kwargs: dict, out: Any, name: str = "getitem") -> FormulaCall:
     if name == "getitem" and not tensors_in(args[1:]) and not _has_list_index(args[1] if len(args) > 1 else None):
         return FREE  # basic slicing is a view
@@ -430,19 +439,19 @@ def _gather(args: tuple, kwargs: dict, out: Any, name: str = "getitem") -> Formu
     return FormulaCall("copy", (shape_of(out),), dict(op="gather", read=prod(shape_of(out)) + index))
 
 
-@function_handler("nonzero", "argwhere", "nonzero_static")
+@function_handler("nonzero", "argwhere", "nonzero_static", formula="copy")
 def _nonzero(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     result = out[0] if isinstance(out, tuple) else out
     return FormulaCall("copy", (shape_of(result),), dict(op="nonzero", read=arg(args, kwargs, 0, "input").numel()))
 
 
-@function_handler("embedding")
+@function_handler("embedding", formula="embedding")
 def _embedding(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     indices, weight = arg(args, kwargs, 0, "input"), arg(args, kwargs, 1, "weight")
     return FormulaCall("embedding", (shape_of(indices), *weight.shape))
 
 
-@function_handler("embedding_bag")
+@function_handler("embedding_bag", formula="embedding")
 def _embedding_bag(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     indices, weight = arg(args, kwargs, 0, "input"), arg(args, kwargs, 1, "weight")
     result = out[0] if isinstance(out, tuple) else out
@@ -453,7 +462,7 @@ def _embedding_bag(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
 
 
 @function_handler("scatter", "scatter_add", "scatter_reduce", "index_add", "index_copy", "index_put", "index_fill",
-                  "masked_scatter", "put", "index_reduce")
+                  "masked_scatter", "put", "index_reduce", formula="scatter")
 def _scatter(args: tuple, kwargs: dict, out: Any, name: str = "scatter") -> FormulaCall:
     target = args[0]
     others = tensors_in(list(args[1:]) + list(kwargs.values()))
@@ -465,30 +474,32 @@ def _scatter(args: tuple, kwargs: dict, out: Any, name: str = "scatter") -> Form
     return FormulaCall("scatter", (shape_of(target), source, index), dict(op=name, reduces=reduces))
 
 
-@function_handler("setitem")
+@function_handler("setitem", formula="fill")
 def _setitem(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     region = args[0][args[1]]  # evaluated on the same device (free on meta)
     return FormulaCall("fill", (shape_of(region),))
 
 
 @function_handler("fill", "zero", "zeros", "ones", "full", "empty", "rand", "randn", "randint", "randperm", "arange",
-                  "range", "linspace", "logspace", "eye", "tensor", "as_tensor", "from_numpy", "zeros_like", "ones_like",
+                  "range", "linspace", "logspace", "eye", "tensor", "as_tensor", "from_numpy", "zeros_like",
+                  "ones_like",
                   "full_like", "empty_like", "rand_like", "randn_like", "randint_like", "new_zeros", "new_ones",
                   "new_full", "new_empty", "new_tensor", "scalar_tensor", "normal", "bernoulli", "multinomial",
-                  "one_hot", "empty_strided", "tril_indices", "triu_indices", "uniform", "random", "exponential")
+                  "one_hot", "empty_strided", "tril_indices", "triu_indices", "uniform", "random", "exponential",
+                  formula="fill")
 def _fill(args: tuple, kwargs: dict, out: Any, name: str = "fill") -> FormulaCall:
     target = out if isinstance(out, torch.Tensor) else args[0]
     return FormulaCall("fill", (shape_of(target),))
 
 
-@function_handler("unfold")
+@function_handler("unfold", formula="copy")
 def _unfold(args: tuple, kwargs: dict, out: Any, func: Callable | None = None) -> FormulaCall:
     if func is F.unfold:  # im2col copies every patch
         return FormulaCall("copy", (shape_of(out),), dict(op="im2col"))
     return FREE  # Tensor.unfold is a strided view
 
 
-@function_handler("fold")
+@function_handler("fold", formula="fold")
 def _fold(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     return FormulaCall("fold", (shape_of(arg(args, kwargs, 0, "input")), arg(args, kwargs, 1, "output_size"),
                                 arg(args, kwargs, 2, "kernel_size")),
@@ -499,7 +510,7 @@ def _fold(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
 # --------------------------------------------------------------------------- sorting, FFT, detection ops
 
 
-@function_handler("sort", "argsort", "msort", "unique", "unique_consecutive")
+@function_handler("sort", "argsort", "msort", "unique", "unique_consecutive", formula="sort")
 def _sort(args: tuple, kwargs: dict, out: Any, name: str = "sort") -> FormulaCall:
     x = arg(args, kwargs, 0, "input")
     if name in ("unique", "unique_consecutive"):
@@ -512,7 +523,7 @@ def _sort(args: tuple, kwargs: dict, out: Any, name: str = "sort") -> FormulaCal
     return FormulaCall("sort", (shape_of(x),), dict(dim=dim, op=name, outputs=1 if name != "sort" else 2))
 
 
-@function_handler("topk", "kthvalue", "median", "nanmedian", "mode")
+@function_handler("topk", "kthvalue", "median", "nanmedian", "mode", formula="topk")
 def _topk(args: tuple, kwargs: dict, out: Any, name: str = "topk") -> FormulaCall:
     x = arg(args, kwargs, 0, "input")
     if name == "topk":
@@ -526,7 +537,7 @@ def _topk(args: tuple, kwargs: dict, out: Any, name: str = "topk") -> FormulaCal
     return FormulaCall("topk", (shape_of(x), 1), dict(dim=dim, op=name))
 
 
-@function_handler("nms")
+@function_handler("nms", formula="nms")
 def _nms(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     # torch.ops.torchvision.nms(boxes, scores, iou_threshold); batched_nms offsets boxes, then calls it
     return FormulaCall("nms", (shape_of(args[0]), out.shape[0]))
@@ -548,7 +559,7 @@ def _roi_samples(rois: torch.Tensor, output_size: tuple[int, int], spatial_scale
     return ceil(float(grid.mean()))
 
 
-@function_handler("roi_align", "ps_roi_align")
+@function_handler("roi_align", "ps_roi_align", formula="roi_align")
 def _roi_align(args: tuple, kwargs: dict, out: Any, name: str = "roi_align") -> FormulaCall:
     # torch.ops.torchvision.roi_align(input, rois, spatial_scale, pooled_h, pooled_w, sampling_ratio, aligned);
     # ps_roi_align(input, rois, spatial_scale, pooled_h, pooled_w, sampling_ratio)
@@ -565,7 +576,7 @@ _FFTS = {"fft": 1, "ifft": 1, "rfft": 1, "irfft": 1, "hfft": 1, "ihfft": 1, "fft
          "ihfftn": 0}
 
 
-@function_handler(*(f"fft_{n}" for n in _FFTS))
+@function_handler(*(f"fft_{n}" for n in _FFTS), formula="fft")
 def _fft(args: tuple, kwargs: dict, out: Any, name: str = "fft_fft") -> FormulaCall:
     kind = name.removeprefix("fft_")
     x = arg(args, kwargs, 0, "input")

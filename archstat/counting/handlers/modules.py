@@ -27,7 +27,8 @@ def _input(args: tuple, kwargs: dict) -> Any:
     return arg(args, kwargs, 0, "input")
 
 
-@module_handler({nn.Conv1d: {"spatial_dims": 1}, nn.Conv2d: {"spatial_dims": 2}, nn.Conv3d: {"spatial_dims": 3}})
+@module_handler({nn.Conv1d: {"spatial_dims": 1}, nn.Conv2d: {"spatial_dims": 2}, nn.Conv3d: {"spatial_dims": 3}},
+                formula="conv")
 def _conv(m: nn.Conv2d, args: tuple, kwargs: dict, spatial_dims: int) -> FormulaCall:
     return FormulaCall("conv", (shape_of(_input(args, kwargs)), m.out_channels, m.kernel_size),
                        dict(stride=m.stride, padding=m.padding, dilation=m.dilation, groups=m.groups,
@@ -35,7 +36,7 @@ def _conv(m: nn.Conv2d, args: tuple, kwargs: dict, spatial_dims: int) -> Formula
 
 
 @module_handler({nn.ConvTranspose1d: {"spatial_dims": 1}, nn.ConvTranspose2d: {"spatial_dims": 2},
-                 nn.ConvTranspose3d: {"spatial_dims": 3}})
+                 nn.ConvTranspose3d: {"spatial_dims": 3}}, formula="conv_transpose")
 def _conv_transpose(m: nn.ConvTranspose2d, args: tuple, kwargs: dict, spatial_dims: int) -> FormulaCall:
     x = _input(args, kwargs)
     output_size = arg(args, kwargs, 1, "output_size")
@@ -51,7 +52,7 @@ def _conv_transpose(m: nn.ConvTranspose2d, args: tuple, kwargs: dict, spatial_di
                             spatial_dims=spatial_dims))
 
 
-@module_handler(nn.Linear)
+@module_handler(nn.Linear, formula="linear")
 def _linear(m: nn.Linear, args: tuple, kwargs: dict) -> FormulaCall:
     return FormulaCall("linear", (shape_of(_input(args, kwargs)), m.in_features, m.out_features),
                        dict(bias=m.bias is not None))
@@ -65,7 +66,7 @@ def _checked(m: nn.Module, x: torch.Tensor) -> None:
         raise ShapeError(str(exc)) from None
 
 
-@module_handler(_BatchNorm)
+@module_handler(_BatchNorm, formula="batch_norm")
 def _batch_norm(m: _BatchNorm, args: tuple, kwargs: dict) -> FormulaCall:
     x = _input(args, kwargs)
     _checked(m, x)
@@ -74,7 +75,7 @@ def _batch_norm(m: _BatchNorm, args: tuple, kwargs: dict) -> FormulaCall:
         training=m.training or not m.track_running_stats))
 
 
-@module_handler(_InstanceNorm)
+@module_handler(_InstanceNorm, formula="batch_norm")
 def _instance_norm(m: _InstanceNorm, args: tuple, kwargs: dict) -> FormulaCall:
     x = _input(args, kwargs)
     _checked(m, x)
@@ -83,27 +84,27 @@ def _instance_norm(m: _InstanceNorm, args: tuple, kwargs: dict) -> FormulaCall:
         num_features=m.num_features, spatial_dims=m._get_no_batch_dim() - 1))
 
 
-@module_handler(nn.LayerNorm)
+@module_handler(nn.LayerNorm, formula="layer_norm")
 def _layer_norm(m: nn.LayerNorm, args: tuple, kwargs: dict) -> FormulaCall:
     return FormulaCall("layer_norm", (shape_of(_input(args, kwargs)), m.normalized_shape),
                        dict(elementwise_affine=m.elementwise_affine, bias=m.bias is not None))
 
 
-@module_handler(nn.GroupNorm)
+@module_handler(nn.GroupNorm, formula="group_norm")
 def _group_norm(m: nn.GroupNorm, args: tuple, kwargs: dict) -> FormulaCall:
     return FormulaCall("group_norm", (shape_of(_input(args, kwargs)), m.num_groups),
                        dict(affine=m.affine, num_channels=m.num_channels))
 
 
-@module_handler(nn.LocalResponseNorm)
+@module_handler(nn.LocalResponseNorm, formula="local_response_norm")
 def _lrn(m: nn.LocalResponseNorm, args: tuple, kwargs: dict) -> FormulaCall:
     return FormulaCall("local_response_norm", (shape_of(_input(args, kwargs)), m.size))
 
 
 @module_handler({nn.MaxPool1d: {"spatial_dims": 1}, nn.MaxPool2d: {"spatial_dims": 2},
-                 nn.MaxPool3d: {"spatial_dims": 3}}, mode="max")
+                 nn.MaxPool3d: {"spatial_dims": 3}}, mode="max", formula="pool")
 @module_handler({nn.AvgPool1d: {"spatial_dims": 1}, nn.AvgPool2d: {"spatial_dims": 2},
-                 nn.AvgPool3d: {"spatial_dims": 3}}, mode="avg")
+                 nn.AvgPool3d: {"spatial_dims": 3}}, mode="avg", formula="pool")
 def _pool(m: nn.Module, args: tuple, kwargs: dict, spatial_dims: int, mode: str) -> FormulaCall:
     options: dict[str, Any] = dict(stride=m.stride, padding=m.padding, ceil_mode=m.ceil_mode, mode=mode,
                                    spatial_dims=spatial_dims)
@@ -113,9 +114,9 @@ def _pool(m: nn.Module, args: tuple, kwargs: dict, spatial_dims: int, mode: str)
 
 
 @module_handler({nn.AdaptiveAvgPool1d: {"spatial_dims": 1}, nn.AdaptiveAvgPool2d: {"spatial_dims": 2},
-                 nn.AdaptiveAvgPool3d: {"spatial_dims": 3}}, mode="avg")
+                 nn.AdaptiveAvgPool3d: {"spatial_dims": 3}}, mode="avg", formula="adaptive_pool")
 @module_handler({nn.AdaptiveMaxPool1d: {"spatial_dims": 1}, nn.AdaptiveMaxPool2d: {"spatial_dims": 2},
-                 nn.AdaptiveMaxPool3d: {"spatial_dims": 3}}, mode="max")
+                 nn.AdaptiveMaxPool3d: {"spatial_dims": 3}}, mode="max", formula="adaptive_pool")
 def _adaptive_pool(m: nn.Module, args: tuple, kwargs: dict, spatial_dims: int, mode: str) -> FormulaCall:
     return FormulaCall("adaptive_pool", (shape_of(_input(args, kwargs)), m.output_size),
                        dict(mode=mode, spatial_dims=spatial_dims))
@@ -132,12 +133,12 @@ ACTIVATION_MODULES: dict[type, str] = {
 }
 
 
-@module_handler({cls: {"op": op} for cls, op in ACTIVATION_MODULES.items()})
+@module_handler({cls: {"op": op} for cls, op in ACTIVATION_MODULES.items()}, formula="elementwise")
 def _activation(m: nn.Module, args: tuple, kwargs: dict, op: str) -> FormulaCall:
     return FormulaCall("elementwise", (op, shape_of(_input(args, kwargs))))
 
 
-@module_handler(nn.GLU)
+@module_handler(nn.GLU, formula="elementwise")
 def _glu(m: nn.GLU, args: tuple, kwargs: dict) -> FormulaCall:
     shape = list(shape_of(_input(args, kwargs)))
     d = m.dim % len(shape)
@@ -147,7 +148,7 @@ def _glu(m: nn.GLU, args: tuple, kwargs: dict) -> FormulaCall:
     return FormulaCall("elementwise", ("glu", tuple(shape), tuple(shape)))  # a * sigmoid(b) of the two halves
 
 
-@module_handler(nn.PReLU)
+@module_handler(nn.PReLU, formula="elementwise")
 def _prelu(m: nn.PReLU, args: tuple, kwargs: dict) -> FormulaCall:
     x = _input(args, kwargs)
     n = m.num_parameters  # one slope, or one per channel (dim 1)
@@ -158,7 +159,7 @@ def _prelu(m: nn.PReLU, args: tuple, kwargs: dict) -> FormulaCall:
 
 
 @module_handler(nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
-                nn.FeatureAlphaDropout, nn.Flatten, nn.Unflatten)
+                nn.FeatureAlphaDropout, nn.Flatten, nn.Unflatten, formula="free")
 def _free(m: nn.Module, args: tuple, kwargs: dict) -> FormulaCall:
     # Identity and reshapes move no data; dropout is the identity at inference.
     if isinstance(m, nn.modules.dropout._DropoutNd) and m.training and m.p > 0:
@@ -166,18 +167,18 @@ def _free(m: nn.Module, args: tuple, kwargs: dict) -> FormulaCall:
     return FREE
 
 
-@module_handler(nn.Upsample)
+@module_handler(nn.Upsample, formula="interpolate")
 def _upsample(m: nn.Upsample, args: tuple, kwargs: dict) -> FormulaCall:
     return FormulaCall("interpolate", (shape_of(_input(args, kwargs)),),
                        dict(size=m.size, scale_factor=m.scale_factor, mode=m.mode))
 
 
-@module_handler(nn.ChannelShuffle)
+@module_handler(nn.ChannelShuffle, formula="channel_shuffle")
 def _channel_shuffle(m: nn.ChannelShuffle, args: tuple, kwargs: dict) -> FormulaCall:
     return FormulaCall("channel_shuffle", (shape_of(_input(args, kwargs)), m.groups))
 
 
-@module_handler(nn.PixelShuffle, nn.PixelUnshuffle)
+@module_handler(nn.PixelShuffle, nn.PixelUnshuffle, formula="copy")
 def _pixel_shuffle(m: nn.Module, args: tuple, kwargs: dict) -> FormulaCall:
     x = _input(args, kwargs)
     r = getattr(m, "upscale_factor", None) or m.downscale_factor
@@ -189,7 +190,7 @@ def _pixel_shuffle(m: nn.Module, args: tuple, kwargs: dict) -> FormulaCall:
     return FormulaCall("copy", (out,), dict(op="pixel_shuffle"))
 
 
-@module_handler(nn.MultiheadAttention)
+@module_handler(nn.MultiheadAttention, formula="mha")
 def _mha(m: nn.MultiheadAttention, args: tuple, kwargs: dict) -> FormulaCall:
     q, k, v = (arg(args, kwargs, i, n) for i, n in enumerate(("query", "key", "value")))
     if q.shape[-1] != m.embed_dim:
@@ -200,7 +201,7 @@ def _mha(m: nn.MultiheadAttention, args: tuple, kwargs: dict) -> FormulaCall:
                             batch_first=m.batch_first))
 
 
-@module_handler(nn.RNN, nn.LSTM, nn.GRU)
+@module_handler(nn.RNN, nn.LSTM, nn.GRU, formula="rnn")
 def _rnn(m: nn.RNNBase, args: tuple, kwargs: dict) -> FormulaCall:
     x = _input(args, kwargs)
     packed = isinstance(x, PackedSequence)
@@ -210,14 +211,14 @@ def _rnn(m: nn.RNNBase, args: tuple, kwargs: dict) -> FormulaCall:
         bias=m.bias, batch_first=m.batch_first, packed_batch=int(x.batch_sizes[0]) if packed else None))
 
 
-@module_handler({nn.LSTMCell: {"mode": "LSTM"}, nn.GRUCell: {"mode": "GRU"}, nn.RNNCell: {}})
+@module_handler({nn.LSTMCell: {"mode": "LSTM"}, nn.GRUCell: {"mode": "GRU"}, nn.RNNCell: {}}, formula="rnn_cell")
 def _rnn_cell(m: nn.RNNCellBase, args: tuple, kwargs: dict, mode: str | None = None) -> FormulaCall:
     cell_mode = mode or ("RNN_TANH" if m.nonlinearity == "tanh" else "RNN_RELU")
     return FormulaCall("rnn_cell", (shape_of(_input(args, kwargs)), m.input_size, m.hidden_size),
                        dict(mode=cell_mode, bias=m.bias))
 
 
-@module_handler(nn.Embedding)
+@module_handler(nn.Embedding, formula="embedding")
 def _embedding(m: nn.Embedding, args: tuple, kwargs: dict) -> FormulaCall:
     x = _input(args, kwargs)
     if x.is_floating_point() or x.is_complex():
@@ -225,14 +226,14 @@ def _embedding(m: nn.Embedding, args: tuple, kwargs: dict) -> FormulaCall:
     return FormulaCall("embedding", (shape_of(x), m.num_embeddings, m.embedding_dim))
 
 
-@module_handler(nn.EmbeddingBag)
+@module_handler(nn.EmbeddingBag, formula="embedding")
 def _embedding_bag(m: nn.EmbeddingBag, args: tuple, kwargs: dict) -> FormulaCall:
     x, offsets = _input(args, kwargs), arg(args, kwargs, 1, "offsets")
     bags = x.shape[0] if x.dim() == 2 else offsets.shape[0] - int(m.include_last_offset)
     return FormulaCall("embedding", (shape_of(x), m.num_embeddings, m.embedding_dim), dict(mode=m.mode, bags=bags))
 
 
-@module_handler(nn.Fold)
+@module_handler(nn.Fold, formula="fold")
 def _fold(m: nn.Fold, args: tuple, kwargs: dict) -> FormulaCall:
     return FormulaCall("fold", (shape_of(_input(args, kwargs)), m.output_size, m.kernel_size),
                        dict(dilation=m.dilation, padding=m.padding, stride=m.stride))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Callable, Mapping
 
 from torch import nn
@@ -30,7 +29,8 @@ from torch import nn
 from archstat.formulas import FORMULAS, OpCost
 
 __all__ = ["FormulaCall", "FREE", "MODULE_HANDLERS", "FUNCTION_HANDLERS", "FREE_FUNCTIONS", "REFUSED",
-           "SHAPE_ONLY_FUNCTIONS", "ModuleRule", "module_handler", "function_handler", "handler_for_module",
+           "SHAPE_ONLY_FUNCTIONS", "ModuleRule", "FunctionRule", "module_handler", "function_handler",
+           "handler_for_module",
            "call_handler", "normalise_name", "declare_free", "refuse", "RefusedOpError"]
 
 
@@ -73,18 +73,35 @@ FunctionHandler = Callable[..., FormulaCall]
 
 @dataclass(frozen=True)
 class ModuleRule:
-    """How one registered module class is counted: its handler and the options the class fixes."""
+    """How one registered module class is counted: its handler, the options the class fixes,
+    and the formula the handler calls (for ``archstat ops``)."""
 
     cls: type
     handler: ModuleHandler
     options: Mapping[str, Any]
+    formula: str
 
     def __call__(self, module: nn.Module, args: tuple, kwargs: dict) -> FormulaCall:
         return self.handler(module, args, kwargs, **self.options)
 
 
+@dataclass(frozen=True)
+class FunctionRule:
+    """How one function name is counted: its handler (called as ``handler(args, kwargs, out,
+    **options)``, plus ``name=`` / ``func=`` where it asks for them) and its formula."""
+
+    handler: FunctionHandler
+    options: Mapping[str, Any]
+    formula: str
+    wants: frozenset[str]
+
+    def __call__(self, name: str, func: Callable, args: tuple, kwargs: dict, out: Any) -> FormulaCall:
+        extras = {k: v for k, v in (("name", name), ("func", func)) if k in self.wants}
+        return self.handler(args, kwargs, out, **self.options, **extras)
+
+
 MODULE_HANDLERS: dict[type, ModuleRule] = {}
-FUNCTION_HANDLERS: dict[str, FunctionHandler] = {}
+FUNCTION_HANDLERS: dict[str, FunctionRule] = {}
 
 #: Known zero-cost functions: views, metadata and bookkeeping. Anything that returns no
 #: tensor at all (``size``, ``dim``, ``shape``) is free without being listed.
@@ -105,13 +122,20 @@ class RefusedOpError(ValueError):
     """An op in :data:`REFUSED` was met; the message is its reason."""
 
 
-def module_handler(*classes: type | Mapping[type, Mapping[str, Any]], **options: Any
+def _known_formula(formula: str) -> str:
+    if formula not in FORMULAS and formula != FREE.formula:
+        raise ValueError(f"unknown formula {formula!r}")
+    return formula
+
+
+def module_handler(*classes: type | Mapping[type, Mapping[str, Any]], formula: str, **options: Any
                    ) -> Callable[[ModuleHandler], ModuleHandler]:
     """Register a handler for module classes (and subclasses that keep their ``forward``).
 
     Each positional argument is a class, or a mapping of classes to the options that class
     fixes (``{nn.MaxPool1d: {"spatial_dims": 1}, ...}``); ``options`` apply to all of them.
-    The handler is called as ``handler(module, args, kwargs, **options)``.
+    The handler is called as ``handler(module, args, kwargs, **options)`` and returns a
+    :class:`FormulaCall` of ``formula`` (or :data:`FREE`).
     """
 
     def register(fn: ModuleHandler) -> ModuleHandler:
@@ -120,25 +144,27 @@ def module_handler(*classes: type | Mapping[type, Mapping[str, Any]], **options:
             for cls, own in table.items():
                 if cls in MODULE_HANDLERS:
                     raise ValueError(f"module {cls.__qualname__} already has a handler")
-                MODULE_HANDLERS[cls] = ModuleRule(cls, fn, {**options, **own})
+                MODULE_HANDLERS[cls] = ModuleRule(cls, fn, {**options, **own}, _known_formula(formula))
         return fn
 
     return register
 
 
-def function_handler(*names: str, shape_only: bool = False, **options: Any
+def function_handler(*names: str, formula: str, shape_only: bool = False, **options: Any
                      ) -> Callable[[FunctionHandler], FunctionHandler]:
     """Register a handler for torch functions / tensor methods by normalised name.
 
-    ``shape_only``: the op's output is described by its formula (see
+    The handler returns a :class:`FormulaCall` of ``formula`` (or :data:`FREE` where the call
+    costs nothing). ``shape_only``: the op's output is described by its formula (see
     :data:`SHAPE_ONLY_FUNCTIONS`). ``options`` are bound into the handler.
     """
 
     def register(fn: FunctionHandler) -> FunctionHandler:
+        wants = frozenset(inspect.signature(fn).parameters) & {"name", "func"}
         for name in names:
             if name in FUNCTION_HANDLERS or name in FREE_FUNCTIONS or name in REFUSED:
                 raise ValueError(f"function {name!r} already has a handler")
-            FUNCTION_HANDLERS[name] = partial(fn, **options) if options else fn
+            FUNCTION_HANDLERS[name] = FunctionRule(fn, options, _known_formula(formula), wants)
             if shape_only:
                 SHAPE_ONLY_FUNCTIONS.add(name)
         return fn
@@ -211,30 +237,14 @@ def normalise_name(func: Callable) -> str:
         return name
 
 
-_EXTRAS: dict[Callable, frozenset[str]] = {}
-
-
-def _handler_extras(handler: Callable) -> frozenset[str]:
-    if handler not in _EXTRAS:
-        target = handler.func if isinstance(handler, partial) else handler
-        _EXTRAS[handler] = frozenset(inspect.signature(target).parameters) & {"name", "func"}
-    return _EXTRAS[handler]
-
-
 def call_handler(name: str, func: Callable, args: tuple, kwargs: dict, out: Any) -> FormulaCall | None:
     """The :class:`FormulaCall` for a function call, :data:`FREE` if it costs nothing,
     ``None`` if archstat does not know it; raises :class:`RefusedOpError` for a refused op."""
     if name in FREE_FUNCTIONS:
         return FREE
-    handler = FUNCTION_HANDLERS.get(name)
-    if handler is None:
+    rule = FUNCTION_HANDLERS.get(name)
+    if rule is None:
         if name in REFUSED:
             raise RefusedOpError(REFUSED[name])
         return None
-    params = _handler_extras(handler)
-    extras = {}
-    if "name" in params:
-        extras["name"] = name
-    if "func" in params:
-        extras["func"] = func
-    return handler(args, kwargs, out, **extras)
+    return rule(name, func, args, kwargs, out)
