@@ -24,6 +24,7 @@ from archstat.conventions import apply_convention
 from archstat.conventions import convention as convention_rules
 from archstat.counting.build import build_meta
 from archstat.counting.counter import OpCounter
+from archstat.counting.handlers import NeedsValuesError
 from archstat.counting.inputs import SEED, Inputs, inputs_from_examples, inputs_from_shapes
 from archstat.counting.shadow import shadow_copy, unique_tensors
 from archstat.counting.stats import ModelStats, format_shape
@@ -193,7 +194,7 @@ def meta_limitation(exc: BaseException) -> bool:
     """Did ``exc`` come from the meta device's limits (an op reading values, a kernel
     without a meta implementation) rather than from the model rejecting its input?"""
     text = str(exc).lower()
-    return isinstance(exc, NotImplementedError) or "meta" in text or "data-dependent" in text \
+    return isinstance(exc, (NotImplementedError, NeedsValuesError)) or "meta" in text or "data-dependent" in text \
         or "data dependent" in text
 
 

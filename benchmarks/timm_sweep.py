@@ -11,7 +11,7 @@ For every name in ``timm.list_models()``, at its pretrained cfg's input size, ba
 2. ``params_equal``: archstat's params against ``sum(p.numel() for p in m.parameters())``
    of the model built on the meta device (on the CPU where meta cannot build it);
 3. where archstat's madds are under ``--max-madds`` (20e9): ``FlopCounterMode`` FLOPs / 2
-   of a CPU forward (eval, no_grad, random weights from seed 0, ``torch.rand`` input) with
+   of a CPU forward (eval, no_grad, frozen random weights from seed 0, ``torch.rand`` input) with
    timm's fused attention off, so that attention runs as explicit matmuls (on the CPU,
    ``FlopCounterMode`` counts scaled-dot-product attention as 0), against
    ``archstat.count(..., convention="torch")`` of the same unfused model;
@@ -120,7 +120,9 @@ def unfused_madds(name: str, shape: tuple[int, ...]) -> tuple[int, float]:
         warnings.simplefilter("ignore")
         ours = archstat.count("timm:" + name, convention="torch").madds
         torch.manual_seed(0)
-        model = timm.create_model(name, pretrained=False).eval()
+        # frozen parameters: FlopCounterMode's module tracker asserts on a view of a parameter
+        # taken under no_grad (cait's cls_token.expand) when the parameter requires grad
+        model = timm.create_model(name, pretrained=False).eval().requires_grad_(False)
         x = torch.rand(*shape)
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(x)
@@ -350,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
             madds = f"{int(row['madds']) / 1e9:9.3f} G" if row["madds"] else " " * 11
             print(f"[{i}/{len(todo)} {time.perf_counter() - start:7.0f}s] {name:48s} {row['status']:8s} {madds} "
                   f"uncounted {row['uncounted_ops'] or '-':>3s} params_equal {row['params_equal'] or '-':5s} "
-                  f"torch {row['rel_diff'] or row['torch_status']:>10s} {row['seconds']}s+{row['torch_seconds']}s"
+                  f"torch {row['rel_diff'] or row['torch_status']:>10s} {row['seconds'] or '-'}s + {row['torch_seconds'] or '-'}s"
                   + (f"  {row['reason']}" if row["reason"] else ""), flush=True)
     finally:
         pool.stop()

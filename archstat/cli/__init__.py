@@ -16,7 +16,7 @@ from typing import Sequence
 __all__ = ["main", "COMMANDS"]
 
 #: Subcommand modules under ``archstat.cli``, in ``--help`` order.
-COMMANDS = ("table", "layers", "latency", "guidelines", "report", "zoo", "check")
+COMMANDS = ("table", "layers", "ops", "latency", "guidelines", "report", "zoo", "check")
 
 
 def build_parser() -> argparse.ArgumentParser:

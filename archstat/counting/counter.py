@@ -29,8 +29,8 @@ from torch import nn
 from torch.nn.parameter import UninitializedParameter
 from torch.overrides import TorchFunctionMode
 
-from archstat.counting.handlers import (FREE, SHAPE_ONLY_FUNCTIONS, FormulaCall, RefusedOpError, call_handler,
-                                        handler_for_module, normalise_name)
+from archstat.counting.handlers import (FREE, METADATA_FUNCTIONS, SHAPE_ONLY_FUNCTIONS, FormulaCall, NeedsValuesError,
+                                        RefusedOpError, call_handler, handler_for_module, normalise_name)
 from archstat.counting.stats import OpRecord, format_shape
 from archstat.errors import FormulaMismatchWarning, InputShapeError, InputTooSmallError, RefusedError
 from archstat.formulas import Cost, EmptyOutputError, OpCost, ShapeError
@@ -61,11 +61,6 @@ def _shapes_agree(predicted: Any, observed: list[tuple[int, ...]]) -> bool:
     return all(w == g for w, g in zip(wanted, observed[: len(wanted)]))
 
 
-#: Calls that only read tensor metadata (``x.shape``, ``x.size()``, ``x.dim()``): nothing to count.
-_METADATA = frozenset({"size", "dim", "numel", "stride", "is_contiguous", "element_size", "nelement",
-                       "ndimension", "storage_offset", "is_floating_point", "is_complex", "data_ptr"})
-
-
 class _Interceptor(TorchFunctionMode):
     """Forwards every torch function call to :meth:`OpCounter.on_function`."""
 
@@ -76,7 +71,7 @@ class _Interceptor(TorchFunctionMode):
     def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
         name = normalise_name(func)
-        if name in _METADATA:
+        if name in METADATA_FUNCTIONS:
             return func(*args, **kwargs)
         operands = flat_tensors(args) + flat_tensors(kwargs) if kwargs else flat_tensors(args)
         planned = self.counter.plan(name, func, args, kwargs, operands)
@@ -241,6 +236,8 @@ class OpCounter:
             call = planned[0] if planned else call_handler(name, func, args, kwargs, out)
         except RefusedOpError as exc:
             raise RefusedError(f"op {name} in '{self.current_module or '(root)'}' is not counted: {exc}") from None
+        except NeedsValuesError:
+            raise  # the count moves to the CPU
         except Exception as exc:  # a known op with arguments its handler cannot read
             self._uncounted(name, func, operands, out, f"handler failed: {type(exc).__name__}: {exc}")
             return

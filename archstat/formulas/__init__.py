@@ -26,7 +26,7 @@ from archstat.formulas.linear import (
 )
 from archstat.formulas.norm import batch_norm, group_norm, layer_norm, local_response_norm
 from archstat.formulas.pool import adaptive_pool, pool, reduction
-from archstat.formulas.elementwise import ACTIVATIONS, ELEMENTWISE_OPS, elementwise
+from archstat.formulas.elementwise import ACTIVATIONS, ELEMENTWISE_OPS, elementwise, loss
 from archstat.formulas.memory import INTERPOLATION_TAPS, channel_shuffle, concat, copy, fill, interpolate, pad, split
 from archstat.formulas.recurrent import rnn, rnn_cell
 from archstat.formulas.sorting import nms, sort, topk
@@ -44,7 +44,7 @@ __all__ = [
     "broadcast_shapes", "einsum", "linear", "matmul", "multi_head_attention", "scaled_dot_product_attention",
     "batch_norm", "group_norm", "layer_norm", "local_response_norm",
     "adaptive_pool", "pool", "reduction",
-    "ACTIVATIONS", "ELEMENTWISE_OPS", "elementwise",
+    "ACTIVATIONS", "ELEMENTWISE_OPS", "elementwise", "loss",
     "INTERPOLATION_TAPS", "channel_shuffle", "concat", "copy", "fill", "interpolate", "pad", "split",
     "rnn", "rnn_cell", "nms", "sort", "topk", "fft", "grid_sample", "roi_align",
     "embedding", "fold", "scan", "scatter",

@@ -101,6 +101,7 @@ FAMILIES = frozenset({
     "spectral",       # FFTs
     "sort",           # sort, topk, unique, nms
     "embedding",      # embedding lookups
+    "loss",           # loss functions (cross entropy, MSE ...)
     "data_movement",  # cat, split, shuffle, copy, cast, pad, gather, scatter, fill
 })
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from archstat.formulas.core import Category, Cost, OpCost, Shape, formula, numel
 from archstat.formulas.linear import broadcast_shapes
 
-__all__ = ["elementwise", "ACTIVATIONS", "ELEMENTWISE_OPS"]
+__all__ = ["elementwise", "loss", "ACTIVATIONS", "ELEMENTWISE_OPS"]
 
 #: Activation functions the counter recognises (module class names, lower-cased, and
 #: functional names). Each costs one flop per output element.
@@ -50,3 +50,19 @@ def elementwise(op: str, *shapes: Shape, params: int = 0) -> OpCost:
     family = "activation" if op in ACTIVATIONS else "elementwise"
     return OpCost(Cost(params=params, flops=numel(out), mem_access=sum(numel(s) for s in shapes) + numel(out)),
                   out, Category(family, op))
+
+
+@formula("loss")
+def loss(input_shape: Shape, target_shape: Shape, reduction: str = "mean", op: str = "loss") -> OpCost:
+    """A loss function (``F.cross_entropy``, ``F.mse_loss``, ``F.l1_loss`` ...) over ``input``.
+
+    flops: one per input element for the element-wise term (the difference, the
+    log-probability picked by the target ...) and, unless ``reduction="none"``, one per
+    input element for the sum or mean: a convention like the element-wise ops', not an
+    instruction count (a cross entropy's log-softmax is inside it). mem_access: input +
+    target + output. Output: a scalar, or the input's shape with ``reduction="none"``.
+    """
+    out: Shape = tuple(input_shape) if reduction == "none" else ()
+    n = numel(input_shape)
+    return OpCost(Cost(flops=n * (1 if reduction == "none" else 2),
+                       mem_access=n + numel(target_shape) + numel(out)), out, Category("loss", op))

@@ -27,17 +27,21 @@ def pool(
     ceil_mode: bool = False,
     mode: str = "max",
     spatial_dims: int | None = None,
+    output_size: IntOrSeq | None = None,
 ) -> OpCost:
     """Max / average pooling over the last ``spatial_dims`` dimensions of ``input_shape``.
 
-    Output size: :func:`~archstat.formulas.shapes.pool_output_size`.
+    Output size: :func:`~archstat.formulas.shapes.pool_output_size`, or ``output_size`` for
+    pools that place their windows themselves (fractional max pooling, at random).
     flops: ``numel(output) * prod(kernel)``. mem_access: input + output.
     """
     nd = spatial_dims or len(input_shape) - 2
     _check_rank(input_shape, nd, f"{mode} pool")
     lead, spatial = tuple(input_shape[:-nd]), tuple(input_shape[-nd:])
     k = expand(kernel_size, nd, "kernel_size")
-    out = (*lead, *pool_output_size(spatial, k, stride, padding, dilation, ceil_mode))
+    out_spatial = expand(output_size, nd, "output_size") if output_size is not None else \
+        pool_output_size(spatial, k, stride, padding, dilation, ceil_mode)
+    out = (*lead, *out_spatial)
     return OpCost(
         Cost(flops=numel(out) * prod(k), mem_access=numel(input_shape) + numel(out)),
         out,

@@ -37,19 +37,20 @@ def grid_sample(input_shape: Shape, grid_shape: Shape, mode: str = "bilinear") -
 
 @formula("roi_align")
 def roi_align(input_shape: Shape, rois: int, output_size: tuple[int, int], samples: int,
-              op: str = "roi_align", channels_out: int | None = None) -> OpCost:
+              op: str = "roi_align", channels_out: int | None = None,
+              taps: int = INTERPOLATION_TAPS["bilinear"]) -> OpCost:
     """``torchvision.ops.roi_align`` (Mask R-CNN, He et al., arXiv:1703.06870, Sec. 3) of
     ``rois`` boxes over ``input (N, C, H, W)`` into ``(rois, C, *output_size)``.
 
     Each output bin averages ``samples`` bilinear samples (``sampling_ratio**2``; when the
     ratio is adaptive, the average over the boxes of ``ceil(h / ph) * ceil(w / pw)``, which
     depends on the boxes and is passed in): flops = bins x samples x (4 taps + 1 add).
-    ``ps_roi_align`` (``op``) gives ``channels_out = C / (ph * pw)`` channels. mem_access:
-    input + boxes (5 per box) + output.
+    ``ps_roi_align`` (``op``) gives ``channels_out = C / (ph * pw)`` channels. ``roi_pool``
+    / ``ps_roi_pool`` take the maximum of the ``samples`` input elements of a bin
+    (``taps=0``: one comparison each). mem_access: input + boxes (5 per box) + output.
     """
     ph, pw = output_size
     c = input_shape[1] if channels_out is None else channels_out
     out = (rois, c, ph, pw)
-    taps = INTERPOLATION_TAPS["bilinear"]
     return OpCost(Cost(flops=numel(out) * samples * (taps + 1), mem_access=numel(input_shape) + 5 * rois + numel(out)),
                   out, Category("resample", op))

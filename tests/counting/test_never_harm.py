@@ -25,13 +25,15 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.utils.parametrize as parametrize
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 from torch.nn.modules import module as module_globals
+from torch.nn.parameter import UninitializedTensorMixin
 from torch.nn.utils.parametrizations import weight_norm
 
 import archstat
+from archstat.errors import FormulaMismatchWarning
 
 SETTINGS = settings(derandomize=True, max_examples=25, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -178,17 +180,20 @@ def build(spec: dict, calls: list) -> nn.Module:
 
 
 def _tensor_state(t: torch.Tensor) -> dict:
-    return dict(obj=t, value=t.detach().clone(), device=t.device, dtype=t.dtype, shape=t.shape,
+    lazy = isinstance(t, UninitializedTensorMixin)  # holds no values yet: nothing to compare but the object
+    return dict(obj=t, value=None if lazy else t.detach().clone(), device=t.device, dtype=t.dtype,
+                shape=None if lazy else t.shape,
                 requires_grad=t.requires_grad, version=t._version, cls=type(t),
                 grad=None if t.grad is None else t.grad, grad_value=None if t.grad is None else t.grad.clone())
 
 
 def _hook_state(m: nn.Module) -> dict:
-    """Every hook container of a module, by content and identity of each hook."""
-    out = {}
+    """Every hook container of a module (``_forward_hooks``, ``_forward_pre_hooks_with_kwargs``,
+    ``_forward_hooks_always_called``, ``_state_dict_hooks`` ...): keys and the identity of each hook."""
+    out: dict[str, list] = {}
     for attr, value in vars(m).items():
         if "hook" in attr and isinstance(value, dict):
-            out[attr] = [(k, id(v), v) for k, v in value.items()]
+            out[attr] = [(k, id(v)) for k, v in value.items()]
         elif "hook" in attr and isinstance(value, set):
             out[attr] = sorted(value)
     return out
@@ -224,18 +229,14 @@ def assert_untouched(model: nn.Module, before: dict) -> None:
         assert (now["device"], now["dtype"], now["shape"], now["requires_grad"], now["cls"]) == \
             (was["device"], was["dtype"], was["shape"], was["requires_grad"], was["cls"])
         assert now["version"] == was["version"], "a tensor of the model was written in place"
-        assert torch.equal(now["value"], was["value"])
+        assert (now["value"] is None) == (was["value"] is None)
+        assert was["value"] is None or torch.equal(now["value"], was["value"])
         assert now["grad"] is was["grad"]
         if was["grad"] is not None:
             assert torch.equal(now["grad_value"], was["grad_value"])
     assert after["training"] == before["training"]
     assert after["attrs"] == before["attrs"]
-    assert after["hooks"].keys() == before["hooks"].keys()
-    for key, hooks in before["hooks"].items():
-        assert after["hooks"][key].keys() == hooks.keys()
-        for attr, entries in hooks.items():
-            assert [(k, i) for k, i, *_ in after["hooks"][key][attr]] == [(k, i) for k, i, *_ in entries] \
-                if entries and isinstance(entries[0], tuple) else after["hooks"][key][attr] == entries, attr
+    assert after["hooks"] == before["hooks"], "hooks were added, removed or replaced"
     if before["cache"] is not None:
         assert model.cache is before["cache"][0] and torch.equal(model.cache, before["cache"][1])
     assert after["globals"] == before["globals"]
@@ -278,8 +279,20 @@ def _count(model: nn.Module, spec: dict) -> archstat.ModelStats:
         return archstat.count(model, (spec["batch"], spec["widths"][0]), device=spec["device"])
 
 
+#: Everything at once, whatever Hypothesis draws: every wrap, alias, tie, symmetric weight,
+#: BatchNorm, mixed training flags, frozen parameters and grads, every kind of hook.
+KITCHEN_SINK = dict(widths=[3, 5, 4, 6, 4, 4], wraps=list(WRAPS), batch=2, batch_norm=True, alias=True, tie=True,
+                    symmetric=True, reads=None, device="meta", training=[True, False, True, True, False, False, True,
+                                                                          False],
+                    frozen=[False, True, False, False, True], with_grad=[True, False, False, True, True],
+                    hooked=["both", "fwd", "pre", "fwd_kw", "pre_kw", "none"], seed=7)
+
+
 @SETTINGS
 @given(spec=specs())
+@example(spec=KITCHEN_SINK)
+@example(spec={**KITCHEN_SINK, "reads": "item"})
+@example(spec={**KITCHEN_SINK, "reads": "nonzero", "device": "cpu"})
 def test_count_leaves_the_model_exactly_as_it_was(spec: dict) -> None:
     calls: list = []
     model = build(spec, calls)
@@ -308,6 +321,7 @@ def test_count_leaves_the_model_exactly_as_it_was(spec: dict) -> None:
 
 @SETTINGS
 @given(spec=specs(wraps=tuple(w for w in WRAPS if w != "old_weight_norm")))
+@example(spec={**KITCHEN_SINK, "wraps": ["plain", "no_bias", "scaled", "weight_norm", "plain"]})
 def test_generated_model_counts_every_call_and_every_parameter_once(spec: dict) -> None:
     model = build(spec, [])
     stats = _count(model, spec)
@@ -360,11 +374,14 @@ def test_sequential_of_linears_with_an_aliased_layer(chain: tuple, device: str) 
     expected_params = sum(i * o + o for i, o in zip(widths, widths[1:])) + w * w + w
     expected_params += 0 if widths[-1] == w else widths[-1] ** 2
     assert stats.params == expected_params == sum(p.numel() for p in model.parameters())
-    # and the rows say where the parameters are: a layer's second use and the tied weight add none
-    assert sum(r.cost.params for r in stats.records) == expected_params
-    shared_rows = [r.cost.params for r in stats.records if r.input_shapes == ((batch, w),)
-                   and r.output_shape == (batch, w) and r.kind == "linear"]
-    assert shared_rows.count(w * w + w) >= 1
+    # and each row holds the parameters used there for the first time (torch's identities say which):
+    # the shared layer's later uses and a weight tied to it add none
+    seen: set[int] = set()
+    first_use = []
+    for layer in layers:
+        first_use.append(sum(p.numel() for p in layer.parameters() if id(p) not in seen))
+        seen.update(id(p) for p in layer.parameters())
+    assert [r.cost.params for r in stats.records] == first_use
 
 
 # --------------------------------------------------------------------------- fixed cases
@@ -403,15 +420,18 @@ def test_cpu_fallback_model_in_training_mode_is_untouched(device: str) -> None:
     assert_untouched(model, before)  # BatchNorm's running stats were not updated by a training-mode run
     # conv: 2 images * 4 * 8 * 8 outputs * 3 * 9 multiply-adds each (BatchNorm, mul: no multiply-adds)
     assert stats.madds == 2 * 4 * 64 * 27
-    ref = copy.deepcopy(model)  # an untouched twin: both must now do the same
-    assert torch.equal(model(x), ref(x)) and calls == ["conv"]
+    twin = copy.deepcopy(model)  # an untouched twin (its hook is the same function): both must now do the same
+    assert torch.equal(model(x), twin(x)) and calls == ["conv", "conv"]
+    assert model.seen == twin.seen and len(model.seen) == 1
 
 
 def test_lazy_module_stays_uninitialised() -> None:
     model = nn.Sequential(nn.LazyLinear(5), nn.ReLU(), nn.Linear(5, 2))
     lazy = model[0]
     before = snapshot(model)
-    stats = archstat.count(model, (3, 7))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", archstat.UncountedOpWarning)  # see test_lazy_initialisation_is_not_counted
+        stats = archstat.count(model, (3, 7))
     assert type(lazy) is nn.LazyLinear and lazy.has_uninitialized_params()
     assert_untouched(model, before)
     # 3 rows * (7 * 5 + 5 * 2) multiply-adds; params 7*5+5 (inferred on the copy) + 5*2+2
@@ -427,7 +447,9 @@ def test_spectral_norm_in_training_mode_keeps_its_power_iteration_state() -> Non
     twin = copy.deepcopy(model)
     stats = archstat.count(model, (2, 6))
     assert_untouched(model, before)
-    assert stats.madds == 2 * 6 * 4
+    # the Linear, 2 rows * 6 * 4, and sigma = u . (W v) that spectral norm's pre-hook computes on the
+    # copy: mv 4 * 6, dot 4 (in eval the power iteration does not run)
+    assert stats.madds == 2 * 6 * 4 + 4 * 6 + 4
     x = torch.rand(2, 6)
     assert torch.equal(model(x), twin(x))
     assert torch.equal(layer.weight_u, twin[0].weight_u)
@@ -445,3 +467,40 @@ def test_old_weight_norm_module_fresh_from_its_constructor_can_be_counted() -> N
     assert_untouched(layer, before)
     # 2 rows * 3 * 5 multiply-adds; params: weight_v 5*3 + weight_g 5 + bias 5
     assert stats.madds == 30 and stats.params == 25
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "archstat bug: a lazy module's parameter initialisation (torch.empty, nn.init.kaiming_uniform_, "
+    "uniform_) runs on the copy under the counter and is recorded as rows of the forward: an "
+    "UncountedOpWarning for kaiming_uniform_, fill rows with 45 extra mem_access, and the bias's 5 params on "
+    "a 'uniform' row instead of the Linear's"))
+def test_lazy_initialisation_is_not_counted() -> None:
+    model = nn.Sequential(nn.LazyLinear(5), nn.ReLU(), nn.Linear(5, 2))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stats = archstat.count(model, (3, 7))
+    assert [r.kind for r in stats.records] == ["linear", "relu", "linear"]
+    # rows: Linear(7, 5) owns 7*5 + 5 params, Linear(5, 2) 5*2 + 2
+    assert [r.cost.params for r in stats.records] == [40, 0, 12]
+    # mem_access: Linear(7, 5): in 3*7 + out 3*5 + params 40 = 76; ReLU: 15 read + 15 written = 30;
+    # Linear(5, 2): 15 + 6 + 12 = 33
+    assert stats.mem_access == 76 + 30 + 33
+    assert not [w for w in caught if issubclass(w.category, archstat.UncountedOpWarning)]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "archstat bug: a Linear weight-normed with torch.nn.utils.parametrizations.weight_norm holds "
+    "original0 (g, out) + original1 (v, out x in) + bias, but its row takes the linear formula's "
+    "in*out + out params: g's params are in stats.params, in no row and not in unused_params "
+    "(and a FormulaMismatchWarning is raised for a stock torch utility)"))
+def test_weight_norm_parameters_are_in_the_layer_row() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(weight_norm(nn.Linear(3, 5)), nn.ReLU())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stats = archstat.count(model, (2, 3))
+    # params: g 5 + v 5*3 + bias 5 = 25 (= torch's count), all of them in the Linear's row
+    assert stats.params == 25 == sum(p.numel() for p in model.parameters())
+    assert sum(r.cost.params for r in stats.records) + sum(stats.unused_params.values()) == stats.params
+    assert stats.madds == 2 * 3 * 5  # (this part holds)
+    assert not [w for w in caught if issubclass(w.category, FormulaMismatchWarning)]

@@ -15,7 +15,8 @@ import torch
 from torch.nn import functional as F
 
 from archstat.counting.handlers.args import arg, shape_of, tensors_in
-from archstat.counting.handlers.registry import FREE, FormulaCall, declare_free, function_handler, refuse
+from archstat.counting.handlers.registry import (FREE, FormulaCall, NeedsValuesError, declare_free, function_handler,
+                                                 refuse)
 from archstat.formulas import ACTIVATIONS, ELEMENTWISE_OPS, ShapeError
 
 __all__: list[str] = []
@@ -107,6 +108,24 @@ def _einsum(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     return FormulaCall("einsum", (equation, *(shape_of(t) for t in operands)))
 
 
+@function_handler("scaled_mm", "grouped_mm", "scaled_grouped_mm", formula="matmul")
+def _special_mm(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
+    # fp8 (scaled) and grouped products: (mat_a, mat_b, ...); a 2-D by 3-D grouped product runs each
+    # row of a through the one group of b its offset selects: rows x K x N multiply-adds
+    a, b = arg(args, kwargs, 0, "mat_a", kwargs.get("self")), arg(args, kwargs, 1, "mat_b", kwargs.get("mat2"))
+    if a.dim() == 2 and b.dim() == 3:
+        return FormulaCall("matmul", (shape_of(a), tuple(b.shape[1:])))
+    return FormulaCall("matmul", (shape_of(a), shape_of(b)))
+
+
+@function_handler("pdist", formula="matmul")
+def _pdist(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
+    # the distance of each of the N (N - 1) / 2 pairs of rows: one multiply-add per feature and pair
+    x = arg(args, kwargs, 0, "input")
+    n, m = x.shape
+    return FormulaCall("matmul", ((n * (n - 1) // 2, m), (m, 1)))
+
+
 @function_handler("tensordot", formula="matmul")
 def _tensordot(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     a, b = arg(args, kwargs, 0, "a"), arg(args, kwargs, 1, "b")
@@ -179,6 +198,15 @@ def _rnn_cell(args: tuple, kwargs: dict, out: Any, name: str = "lstm_cell") -> F
                        dict(mode=_CELL_KERNELS[name], bias=len(args) > 4 and args[4] is not None))
 
 
+@function_handler("conv_tbc", formula="conv")
+def _conv_tbc(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
+    # (input (T, B, C_in), weight (k, C_in, C_out), bias, pad): a 1-D conv over time
+    x, w = arg(args, kwargs, 0, "input"), arg(args, kwargs, 1, "weight")
+    steps, batch, channels = x.shape
+    return FormulaCall("conv", ((batch, channels, steps), w.shape[2], (w.shape[0],)),
+                       dict(padding=arg(args, kwargs, 3, "pad", 0), bias=True, in_channels=w.shape[1]))
+
+
 # --------------------------------------------------------------------------- normalisation
 
 
@@ -246,6 +274,21 @@ for _nd in (1, 2, 3):
     function_handler(f"adaptive_avg_pool{_nd}d", shape_only=True, mode="avg", spatial_dims=_nd,
                      formula="adaptive_pool")(_adaptive_pool)
     function_handler(f"adaptive_max_pool{_nd}d", mode="max", spatial_dims=_nd, formula="adaptive_pool")(_adaptive_pool)
+
+
+@function_handler("fractional_max_pool2d", "fractional_max_pool3d", formula="pool")
+def _fractional_pool(args: tuple, kwargs: dict, out: Any, name: str = "fractional_max_pool2d") -> FormulaCall:
+    # (input, kernel_size, output_size, output_ratio, return_indices, _random_samples): windows at random places
+    result = out[0] if isinstance(out, tuple) else out
+    nd = int(name[-2])
+    return FormulaCall("pool", (shape_of(arg(args, kwargs, 0, "input")), arg(args, kwargs, 1, "kernel_size")),
+                       dict(mode="max", spatial_dims=nd, output_size=tuple(result.shape[-nd:])))
+
+
+@function_handler("max_unpool1d", "max_unpool2d", "max_unpool3d", formula="scatter")
+def _max_unpool(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
+    x, indices = arg(args, kwargs, 0, "input"), arg(args, kwargs, 1, "indices")
+    return FormulaCall("scatter", (shape_of(out), x.numel(), indices.numel()), dict(op="max_unpool", reduces=False))
 
 
 @function_handler("lp_pool1d", "lp_pool2d", "lp_pool3d", formula="pool")
@@ -321,6 +364,26 @@ def _elementwise(args: tuple, kwargs: dict, out: Any, name: str = "") -> Formula
 function_handler(*sorted(_SAME_DTYPE), shape_only=True, formula="elementwise")(_elementwise)
 function_handler(*sorted((ACTIVATIONS | ELEMENTWISE_OPS | _MORE_ELEMENTWISE) - _SAME_DTYPE),
                  formula="elementwise")(_elementwise)
+
+
+_LOSSES = ("binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "nll_loss", "kl_div",
+           "l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss", "soft_margin_loss", "multilabel_soft_margin_loss",
+           "multilabel_margin_loss", "multi_margin_loss", "hinge_embedding_loss", "poisson_nll_loss",
+           "gaussian_nll_loss", "cosine_embedding_loss", "margin_ranking_loss", "triplet_margin_loss",
+           "triplet_margin_with_distance_loss", "ctc_loss", "sigmoid_focal_loss", "linear_cross_entropy")
+
+
+@function_handler(*_LOSSES, formula="loss")
+def _loss(args: tuple, kwargs: dict, out: Any, name: str = "loss") -> FormulaCall:
+    tensors = tensors_in(list(args) + list(kwargs.values()))
+    reduction = kwargs.get("reduction", "mean")
+    target = shape_of(tensors[1]) if len(tensors) > 1 else ()
+    return FormulaCall("loss", (shape_of(tensors[0]), target), dict(reduction=reduction, op=name))
+
+
+@function_handler("gumbel_softmax", formula="elementwise")
+def _gumbel_softmax(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
+    return FormulaCall("elementwise", ("gumbel_softmax", shape_of(arg(args, kwargs, 0, "logits"))))
 
 
 @function_handler("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
@@ -549,14 +612,39 @@ def _roi_samples(rois: torch.Tensor, output_size: tuple[int, int], spatial_scale
     mean over the boxes of ``ceil(roi_h / ph) * ceil(roi_w / pw)``, read from the boxes."""
     if sampling_ratio > 0:
         return sampling_ratio * sampling_ratio
-    if rois.is_meta or rois.numel() == 0:
-        raise ShapeError("roi_align with an adaptive sampling ratio needs the boxes' values")
+    if rois.is_meta:
+        raise NeedsValuesError("roi_align with an adaptive sampling ratio")
+    if rois.numel() == 0:
+        return 0
     ph, pw = output_size
     scaled = rois[:, 1:].double() * spatial_scale - (0.5 if aligned else 0.0)
     h = (scaled[:, 3] - scaled[:, 1]).clamp(min=0 if aligned else 1)
     w = (scaled[:, 2] - scaled[:, 0]).clamp(min=0 if aligned else 1)
     grid = (torch.ceil(h / ph).clamp(min=1) * torch.ceil(w / pw).clamp(min=1))
     return ceil(float(grid.mean()))
+
+
+def _roi_bin_elements(rois: torch.Tensor, output_size: tuple[int, int], spatial_scale: float) -> int:
+    """Input elements per output bin of roi_pool: the mean over the boxes of
+    ``ceil(roi_h / ph) * ceil(roi_w / pw)`` (torchvision rounds boxes to whole pixels)."""
+    if rois.is_meta:
+        raise NeedsValuesError("roi_pool")
+    if rois.numel() == 0:
+        return 0
+    ph, pw = output_size
+    scaled = torch.round(rois[:, 1:].double() * spatial_scale)
+    h = (scaled[:, 3] - scaled[:, 1] + 1).clamp(min=1)
+    w = (scaled[:, 2] - scaled[:, 0] + 1).clamp(min=1)
+    return ceil(float((torch.ceil(h / ph) * torch.ceil(w / pw)).mean()))
+
+
+@function_handler("roi_pool", "ps_roi_pool", formula="roi_align")
+def _roi_pool(args: tuple, kwargs: dict, out: Any, name: str = "roi_pool") -> FormulaCall:
+    # torch.ops.torchvision.roi_pool(input, rois, spatial_scale, pooled_h, pooled_w)
+    x, rois, scale, ph, pw = args[:5]
+    result = out[0] if isinstance(out, tuple) else out
+    return FormulaCall("roi_align", (shape_of(x), rois.shape[0], (ph, pw), _roi_bin_elements(rois, (ph, pw), scale)),
+                       dict(op=name, channels_out=result.shape[1], taps=0))
 
 
 @function_handler("roi_align", "ps_roi_align", formula="roi_align")

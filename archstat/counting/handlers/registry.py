@@ -29,7 +29,7 @@ from torch import nn
 from archstat.formulas import FORMULAS, OpCost
 
 __all__ = ["FormulaCall", "FREE", "MODULE_HANDLERS", "FUNCTION_HANDLERS", "FREE_FUNCTIONS", "REFUSED",
-           "SHAPE_ONLY_FUNCTIONS", "ModuleRule", "FunctionRule", "module_handler", "function_handler",
+           "SHAPE_ONLY_FUNCTIONS", "METADATA_FUNCTIONS", "NeedsValuesError", "ModuleRule", "FunctionRule", "module_handler", "function_handler",
            "handler_for_module",
            "call_handler", "normalise_name", "declare_free", "refuse", "RefusedOpError"]
 
@@ -103,9 +103,14 @@ class FunctionRule:
 MODULE_HANDLERS: dict[type, ModuleRule] = {}
 FUNCTION_HANDLERS: dict[str, FunctionRule] = {}
 
+#: Calls that only read tensor metadata (``x.size()``, ``x.dim()``): the counter passes them
+#: straight through without looking at their arguments.
+METADATA_FUNCTIONS = frozenset({"size", "dim", "numel", "stride", "is_contiguous", "element_size", "nelement",
+                                "ndimension", "storage_offset", "is_floating_point", "is_complex", "data_ptr"})
+
 #: Known zero-cost functions: views, metadata and bookkeeping. Anything that returns no
 #: tensor at all (``size``, ``dim``, ``shape``) is free without being listed.
-FREE_FUNCTIONS: set[str] = set()
+FREE_FUNCTIONS: set[str] = set(METADATA_FUNCTIONS)
 
 #: Ops archstat knows and refuses to count, with the one-line reason a count gives.
 REFUSED: dict[str, str] = {}
@@ -120,6 +125,14 @@ SHAPE_ONLY_FUNCTIONS: set[str] = set()
 
 class RefusedOpError(ValueError):
     """An op in :data:`REFUSED` was met; the message is its reason."""
+
+
+class NeedsValuesError(RuntimeError):
+    """A handler needs tensor values (the boxes of an adaptive roi_align) and got meta tensors:
+    the count must run on the CPU."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} needs tensor values, which meta tensors do not have")
 
 
 def _known_formula(formula: str) -> str:
@@ -215,6 +228,8 @@ _ALIASES = {
     "greater": "gt", "less": "lt", "greater_equal": "ge", "less_equal": "le", "not_equal": "ne",
     "matrix_multiply": "matmul", "absolute": "abs", "negative": "neg", "arccos": "acos", "arcsin": "asin",
     "arctan": "atan", "arctan2": "atan2", "fix": "trunc", "special_expit": "sigmoid", "expit": "sigmoid",
+    "log_sigmoid": "logsigmoid", "fractional_max_pool2d_with_indices": "fractional_max_pool2d",
+    "fractional_max_pool3d_with_indices": "fractional_max_pool3d",
 }
 
 _NAMES: dict[Any, str] = {}
