@@ -26,7 +26,7 @@ from archstat.counting.build import build_meta
 from archstat.counting.counter import OpCounter
 from archstat.counting.handlers import NeedsValuesError
 from archstat.counting.inputs import SEED, Inputs, inputs_from_examples, inputs_from_shapes
-from archstat.counting.shadow import shadow_copy, unique_tensors
+from archstat.counting.shadow import has_uninitialized, shadow_copy, unique_tensors
 from archstat.counting.stats import ModelStats, format_shape
 from archstat.errors import ArchstatError, CountError, InputShapeError, RefusedError, UncountedOpWarning
 from archstat.models import input_spec, model_builder
@@ -284,6 +284,9 @@ def _run(model: nn.Module, param_names: dict[int, str], inputs: Inputs, count_bi
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(SEED)
+            if has_uninitialized(model):  # lazy modules infer their shapes on a first pass, not counted
+                with torch.no_grad():
+                    model(*args, **kwargs)
             counter.run(lambda: model(*args, **kwargs))
     except ArchstatError as exc:
         if isinstance(exc, InputShapeError):

@@ -27,6 +27,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 from torch.nn.parameter import UninitializedParameter
+from torch.nn.utils import parametrize
 from torch.overrides import TorchFunctionMode
 
 from archstat.counting.handlers import (FREE, METADATA_FUNCTIONS, SHAPE_ONLY_FUNCTIONS, FormulaCall, NeedsValuesError,
@@ -166,6 +167,9 @@ class OpCounter:
         if rule is None:
             self._pending.append(None)
             return
+        if parametrize.is_parametrized(module):  # the weight is computed from its originals: count that too
+            for tensor_name in module.parametrizations:
+                getattr(module, tensor_name)
         try:
             call = rule(module, args, kwargs)
             op = FREE if call is FREE else call.evaluate(count_bias=self.count_bias)
@@ -187,16 +191,18 @@ class OpCounter:
         if call is FREE:
             self.free_ops += 1
             return
-        params = op.cost.params
         owned = self._owned_params(module)
         held = sum(n for _, n in owned)
         note = ""
-        if owned and params != held and not (self._attributed & {p for p, _ in owned}):
-            note = f"formula gives {params:,} params, module holds {held:,}"
-        params -= sum(n for p, n in owned if p in self._attributed)
+        if op.cost.params != held and not parametrize.is_parametrized(module) and not (
+                self._attributed & {p for p, _ in owned}):
+            note = f"formula gives {op.cost.params:,} params, module holds {held:,}"
+        # the row holds the module's parameters not used before (a parametrization's originals are
+        # used by the rows that compute the weight from them)
+        params = sum(n for p, n in owned if p not in self._attributed)
         self._attributed.update(p for p, _ in owned)
         self._record(name or type(module).__name__, name, type(module).__name__, call, op, in_shapes,
-                     output, max(params, 0), note, type(module))
+                     output, params, note, type(module))
 
     # ----------------------------------------------------------------- functions
 

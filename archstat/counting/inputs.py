@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch.nn.utils.rnn import PackedSequence
 
 from archstat.errors import ArchstatError
 
@@ -45,6 +46,8 @@ class Inputs:
         def shape(v: Any) -> Any:
             if isinstance(v, torch.Tensor):
                 return tuple(v.shape)
+            if isinstance(v, PackedSequence):
+                return tuple(v.data.shape)
             if isinstance(v, tuple) and not is_shape(v):
                 return tuple(shape(x) for x in v)
             if isinstance(v, list) and not is_shape(v):
@@ -67,7 +70,11 @@ class Inputs:
                 if str(device) == "meta":
                     return torch.empty_like(v, device="meta")
                 return v.detach().to(device, copy=True)
+            if isinstance(v, PackedSequence):  # batch sizes and orders are metadata: kept, on the CPU
+                return PackedSequence(make(v.data), v.batch_sizes, v.sorted_indices, v.unsorted_indices)
             if self.examples:
+                if _is_namedtuple(v):
+                    return type(v)(*(make(x) for x in v))
                 if isinstance(v, (list, tuple)):
                     return type(v)(make(x) for x in v)
                 if isinstance(v, dict):
@@ -114,11 +121,15 @@ def inputs_from_shapes(spec: Any) -> Inputs:
     return Inputs(tuple(spec), {}, examples=False)
 
 
+def _is_namedtuple(value: Any) -> bool:
+    return isinstance(value, tuple) and hasattr(value, "_fields")
+
+
 def inputs_from_examples(examples: Any) -> Inputs:
-    """:class:`Inputs` from ``example_inputs``: a tensor, a tuple of positional inputs, a
-    list (one list input) or a dict of keyword inputs."""
+    """:class:`Inputs` from ``example_inputs``: a tensor (or a ``PackedSequence``, a named
+    tuple), a tuple of positional inputs, a list (one list input) or a dict of keyword inputs."""
     if isinstance(examples, dict):
         return Inputs((), dict(examples), examples=True)
-    if isinstance(examples, tuple):
+    if isinstance(examples, tuple) and not _is_namedtuple(examples):
         return Inputs(examples, {}, examples=True)
     return Inputs((examples,), {}, examples=True)

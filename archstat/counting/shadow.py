@@ -19,7 +19,7 @@ writes, and global module hooks (``register_module_forward_hook``).
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,7 +30,7 @@ from torch.nn.utils.weight_norm import WeightNorm
 
 from archstat.errors import CountError
 
-__all__ = ["shadow_copy", "unique_tensors", "KEPT_HOOKS"]
+__all__ = ["shadow_copy", "unique_tensors", "has_uninitialized", "KEPT_HOOKS"]
 
 #: Hook types that define the network rather than observe it: kept on the copy.
 KEPT_HOOKS: tuple[type, ...] = (WeightNorm, SpectralNorm)
@@ -50,6 +50,29 @@ def unique_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
     return out
 
 
+def _plain_tensors(model: nn.Module) -> list[torch.Tensor]:
+    """Tensors modules keep as plain attributes (not parameters or buffers), directly or in a
+    list, tuple or dict: the weight old-style ``weight_norm`` / ``spectral_norm`` compute,
+    caches, anchor lists. A non-leaf one (computed with grad) could not be deep-copied."""
+    found: list[torch.Tensor] = []
+
+    def collect(value: Any, depth: int = 0) -> None:
+        if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
+            found.append(value)
+        elif depth < 2 and isinstance(value, (list, tuple)):
+            for v in value:
+                collect(v, depth + 1)
+        elif depth < 2 and isinstance(value, dict):
+            for v in value.values():
+                collect(v, depth + 1)
+
+    for module in model.modules():
+        for key, value in vars(module).items():
+            if key not in ("_parameters", "_buffers", "_modules"):
+                collect(value)
+    return found
+
+
 def _stand_in(t: torch.Tensor, device: str) -> torch.Tensor:
     if isinstance(t, UninitializedParameter):
         return UninitializedParameter(requires_grad=t.requires_grad, device=device, dtype=t.dtype)
@@ -58,7 +81,7 @@ def _stand_in(t: torch.Tensor, device: str) -> torch.Tensor:
     data = torch.empty_like(t, device="meta") if device == "meta" else t.detach().to(device, copy=True)
     if isinstance(t, nn.Parameter):
         return nn.Parameter(data, requires_grad=t.requires_grad)
-    return data
+    return data.requires_grad_(t.requires_grad and t.is_leaf)
 
 
 def _is_kept(hook: Any) -> bool:
@@ -82,13 +105,14 @@ def shadow_copy(model: nn.Module, device: str = "meta") -> tuple[nn.Module, dict
     """A copy of ``model`` to run instead of it (see the module docstring).
 
     ``device``: ``"meta"`` (stand-ins without data) or a real device (copies of the
-    values). Returns the copy, in the same training mode, and ``{id(stand-in parameter):
-    canonical name}`` for every parameter. Raises :class:`CountError` when the model
-    cannot be deep-copied.
+    values). Tensors kept as plain attributes get the same treatment. Returns the copy, in
+    the same training mode, and ``{id(stand-in parameter): canonical name}`` for every
+    parameter. Raises :class:`CountError` when the model cannot be deep-copied.
     """
     memo: dict[int, Any] = {}
-    for _, t in unique_tensors(model):
-        memo[id(t)] = _stand_in(t, device)
+    for t in [t for _, t in unique_tensors(model)] + _plain_tensors(model):
+        if id(t) not in memo:
+            memo[id(t)] = _stand_in(t, device)
     try:
         shadow = copy.deepcopy(model, memo)
     except Exception as exc:
@@ -101,7 +125,7 @@ def shadow_copy(model: nn.Module, device: str = "meta") -> tuple[nn.Module, dict
     return shadow, names
 
 
-def run_isolated(fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` with the CPU random state forked (a counted forward may draw random numbers)."""
-    with torch.random.fork_rng(devices=[]):
-        return fn()
+
+def has_uninitialized(model: nn.Module) -> bool:
+    """Does ``model`` hold lazy modules whose parameters are not materialised yet?"""
+    return any(isinstance(m, LazyModuleMixin) and m.has_uninitialized_params() for m in model.modules())

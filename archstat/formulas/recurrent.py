@@ -102,6 +102,8 @@ def rnn_cell(input_shape: Shape, input_size: int, hidden_size: int, mode: str = 
     (or unbatched ``(I,)``) inputs; the cost of :func:`rnn` for a one-step sequence."""
     if len(input_shape) not in (1, 2):
         raise ShapeError(f"recurrent cell expects a 1D (unbatched) or 2D (batched) input, got {tuple(input_shape)}")
+    if input_shape[-1] != input_size:
+        raise ShapeError(f"expects {input_size} input features, got {input_shape[-1]} (input {tuple(input_shape)})")
     batch = input_shape[0] if len(input_shape) == 2 else 1
     step = rnn((1, batch, input_shape[-1]), input_size, hidden_size, mode, bias=bias, count_bias=count_bias)
     hidden = (*tuple(input_shape)[:-1], hidden_size)

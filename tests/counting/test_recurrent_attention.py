@@ -25,7 +25,8 @@ forward runs with ``torch.backends.mkldnn.flags(enabled=False)``.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
@@ -173,14 +174,13 @@ def test_packed_sequence_counts_only_the_real_steps(make: Callable[[], nn.Module
         stats = archstat.count(PacksItsInput(rnn), (max(LENGTHS), len(LENGTHS), 8), device=device)
     assert stats.madds == madds  # 10 rows, not the 15 of the padded 5 x 3 batch
     assert stats.params == params == sum(p.numel() for p in rnn.parameters())
+    [row] = [r for r in stats.records if r.category is not None and r.category.family == "recurrent"]
+    with torch.no_grad():
+        output, _ = rnn(_packed())
+    assert row.output_shape == tuple(output.data.shape)  # (10, directions * H)
     assert torch_flops(rnn, _packed()) == 2 * madds
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "archstat bug: a PackedSequence given as example_inputs is a namedtuple, so inputs_from_examples takes it for "
-    "a tuple of 4 positional inputs (forward() takes from 2 to 3 positional arguments but 5 were given); wrapped "
-    "as (packed,), materialise rebuilds it with type(v)(generator) and PackedSequence's constructor fails "
-    "(AssertionError: Expected data to be a list or tuple of length 2)"))
 @pytest.mark.parametrize("wrap", [False, True], ids=["bare", "in_a_tuple"])
 @pytest.mark.parametrize("make, madds, params", _PACKED)
 def test_packed_sequence_as_example_inputs(make: Callable[[], nn.Module], madds: int, params: int,
@@ -221,7 +221,8 @@ ATTENTION = [
     # attention 2 * 3*4*4*4*2 = 768
     ("self_4_heads", dict(embed_dim=8, num_heads=4), ((4, 3, 8),) * 3, 3_840, 3_072, 288),
 ]
-_ATTENTION = [pytest.param(kw, shapes, madds, proj, params, id=name) for name, kw, shapes, madds, proj, params in ATTENTION]
+_ATTENTION = [pytest.param(kw, shapes, madds, proj, params, id=name)
+              for name, kw, shapes, madds, proj, params in ATTENTION]
 
 
 @pytest.mark.parametrize("kwargs, shapes, madds, projections, params", _ATTENTION)

@@ -33,8 +33,8 @@ class Sample(NamedTuple):
     """One concrete module to build: ``cls(*args, **kwargs)`` on ``shape`` (or ``examples``)."""
 
     cls: type
-    args: tuple = ()
-    kwargs: dict = {}
+    args: tuple
+    kwargs: dict
     shape: Any = None
     examples: Any = None
 
@@ -54,7 +54,8 @@ _LONG = torch.zeros(2, 3, dtype=torch.long)
 #: Registered class -> concrete samples. Abstract registered bases (``_BatchNorm``,
 #: ``_InstanceNorm``) get their concrete torch subclasses.
 SAMPLES: dict[type, list[Sample]] = {
-    nn.Conv1d: [_s(nn.Conv1d, 3, 4, 3, shape=(1, 3, 8)), _s(nn.Conv1d, 4, 4, 3, groups=2, bias=False, shape=(2, 4, 9))],
+    nn.Conv1d: [_s(nn.Conv1d, 3, 4, 3, shape=(1, 3, 8)),
+                _s(nn.Conv1d, 4, 4, 3, groups=2, bias=False, shape=(2, 4, 9))],
     nn.Conv2d: [_s(nn.Conv2d, 3, 4, 3, shape=(1, 3, 8, 8)), _s(nn.Conv2d, 4, 8, 3, stride=2, padding=1, groups=4,
                                                                shape=(1, 4, 9, 9))],
     nn.Conv3d: [_s(nn.Conv3d, 3, 4, 3, shape=(1, 3, 6, 6, 6))],
@@ -64,7 +65,8 @@ SAMPLES: dict[type, list[Sample]] = {
     nn.Linear: [_s(nn.Linear, 8, 4, shape=(2, 8)), _s(nn.Linear, 8, 4, bias=False, shape=(2, 5, 8))],
     _BatchNorm: [_s(nn.BatchNorm1d, 4, shape=(2, 4, 5)), _s(nn.BatchNorm2d, 4, shape=(2, 4, 5, 5)),
                  _s(nn.BatchNorm3d, 4, affine=False, shape=(2, 4, 3, 3, 3))],
-    _InstanceNorm: [_s(nn.InstanceNorm1d, 4, shape=(2, 4, 5)), _s(nn.InstanceNorm2d, 4, affine=True, shape=(2, 4, 5, 5)),
+    _InstanceNorm: [_s(nn.InstanceNorm1d, 4, shape=(2, 4, 5)),
+                    _s(nn.InstanceNorm2d, 4, affine=True, shape=(2, 4, 5, 5)),
                     _s(nn.InstanceNorm3d, 4, shape=(2, 4, 3, 3, 3))],
     nn.LayerNorm: [_s(nn.LayerNorm, 8, shape=(2, 3, 8))],
     nn.GroupNorm: [_s(nn.GroupNorm, 2, 4, shape=(2, 4, 5, 5))],
@@ -168,6 +170,8 @@ def _count(cls: type, sample: Sample) -> ModelStats:
 
 
 def _display_free(record: Any) -> Any:
+    """The record without its display of the class: ``type``, ``module_class``, and ``name``, which for the
+    root module (the one counted here) is its class name."""
     return dataclasses.replace(record, name="", type="", module_class=None)
 
 
@@ -196,18 +200,7 @@ def _overriding(cls: type) -> type:
     return sub
 
 
-#: Samples whose stock forward calls a functional op archstat does not count correctly.
-_OWN_FORWARD_BUGS = {
-    "LogSigmoid()": "archstat bug: F.logsigmoid reaches the interceptor as 'log_sigmoid' (torch._C._nn.log_sigmoid), "
-                    "which has no handler (the element-wise table spells it 'logsigmoid'): uncounted",
-    "PReLU(3)": "archstat bug: torch.prelu with one slope per channel, weight (C,) on input (N, C, H, W), is "
-                "broadcast from the right by the element-wise handler, fails, and is left uncounted",
-}
-_ALL_OWN = [pytest.param(*p.values, id=p.id, marks=[pytest.mark.xfail(strict=True, reason=_OWN_FORWARD_BUGS[p.id])]
-                         if p.id in _OWN_FORWARD_BUGS else []) for p in _ALL]
-
-
-@pytest.mark.parametrize("base, sample", _ALL_OWN)
+@pytest.mark.parametrize("base, sample", _ALL)
 def test_subclass_with_its_own_forward_counts_the_same_totals(base: type, sample: Sample) -> None:
     sub_cls = _overriding(sample.cls)
     stock, own = _count(sample.cls, sample), _count(sub_cls, sample)

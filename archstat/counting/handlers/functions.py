@@ -362,7 +362,7 @@ def _elementwise(args: tuple, kwargs: dict, out: Any, name: str = "") -> Formula
 
 
 function_handler(*sorted(_SAME_DTYPE), shape_only=True, formula="elementwise")(_elementwise)
-function_handler(*sorted((ACTIVATIONS | ELEMENTWISE_OPS | _MORE_ELEMENTWISE) - _SAME_DTYPE),
+function_handler(*sorted((ACTIVATIONS | ELEMENTWISE_OPS | _MORE_ELEMENTWISE) - _SAME_DTYPE - {"prelu"}),
                  formula="elementwise")(_elementwise)
 
 
@@ -379,6 +379,28 @@ def _loss(args: tuple, kwargs: dict, out: Any, name: str = "loss") -> FormulaCal
     reduction = kwargs.get("reduction", "mean")
     target = shape_of(tensors[1]) if len(tensors) > 1 else ()
     return FormulaCall("loss", (shape_of(tensors[0]), target), dict(reduction=reduction, op=name))
+
+
+@function_handler("prelu", formula="elementwise")
+def _prelu(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
+    # F.prelu(input, weight): one slope, or one per channel of dim 1 (not broadcast from the right)
+    x, w = arg(args, kwargs, 0, "input"), arg(args, kwargs, 1, "weight")
+    slope = (w.numel(), *(1,) * (x.dim() - 2)) if w.numel() > 1 else (1,)
+    return FormulaCall("elementwise", ("prelu", shape_of(x), slope))
+
+
+@function_handler("weight_norm", formula="elementwise")
+def _weight_norm(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
+    # torch._weight_norm(v, g, dim): w = v * g / ||v|| per output unit, one flop per weight element
+    v, g = arg(args, kwargs, 0, "v"), arg(args, kwargs, 1, "g")
+    return FormulaCall("elementwise", ("weight_norm", shape_of(v), shape_of(g)))
+
+
+@function_handler("pack_padded_sequence", "pad_packed_sequence", formula="copy")
+def _packing(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
+    # torch._pack_padded_sequence(input, lengths, batch_first) -> (data, batch_sizes): the data is gathered
+    data = out[0] if isinstance(out, tuple) else out
+    return FormulaCall("copy", (shape_of(data),))
 
 
 @function_handler("gumbel_softmax", formula="elementwise")

@@ -193,8 +193,9 @@ def _pixel_shuffle(m: nn.Module, args: tuple, kwargs: dict) -> FormulaCall:
 @module_handler(nn.MultiheadAttention, formula="mha")
 def _mha(m: nn.MultiheadAttention, args: tuple, kwargs: dict) -> FormulaCall:
     q, k, v = (arg(args, kwargs, i, n) for i, n in enumerate(("query", "key", "value")))
-    if q.shape[-1] != m.embed_dim:
-        raise ShapeError(f"expects query features {m.embed_dim}, got query {tuple(q.shape)}")
+    for what, t, width in (("query", q, m.embed_dim), ("key", k, m.kdim), ("value", v, m.vdim)):
+        if t.shape[-1] != width:
+            raise ShapeError(f"expects {what} features {width}, got {what} {tuple(t.shape)}")
     return FormulaCall("mha", (shape_of(q), shape_of(k), shape_of(v), m.embed_dim, m.num_heads),
                        dict(kdim=m.kdim, vdim=m.vdim, bias=m.in_proj_bias is not None,
                             add_bias_kv=m.bias_k is not None, add_zero_attn=m.add_zero_attn,
