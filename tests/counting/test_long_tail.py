@@ -1,0 +1,115 @@
+"""The long tail of what researchers bring: TorchScript and compiled modules, lazy modules, and
+the ops beyond conv and linear, each pinned by a count derived by hand."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+import archstat
+from archstat.errors import InputShapeError, RefusedError
+
+
+class Fn(nn.Module):
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *args):
+        return self.fn(*args)
+
+
+def count(model: nn.Module, *shape_or_examples, **kwargs) -> archstat.ModelStats:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", archstat.UncountedOpWarning)
+        return archstat.count(model, *shape_or_examples, **kwargs)
+
+
+@pytest.mark.parametrize("make", [lambda m: torch.jit.script(m), lambda m: torch.jit.trace(m, torch.rand(1, 3, 8, 8))],
+                         ids=["script", "trace"])
+def test_torchscript_is_refused_with_a_reason(make) -> None:
+    scripted = make(nn.Conv2d(3, 4, 3))
+    with pytest.raises(RefusedError, match="TorchScript.*before torch.jit.script"):
+        archstat.count(scripted, (1, 3, 8, 8))
+
+
+def test_a_compiled_module_is_counted_through_its_original() -> None:
+    # torch.compile wraps the module without compiling until it is called; archstat counts the original:
+    # conv 3->4 3x3 on 8x8 -> 6x6: 4*36*27 = 3,888 multiply-adds
+    compiled = torch.compile(nn.Conv2d(3, 4, 3))
+    assert count(compiled, (1, 3, 8, 8)).madds == 3_888
+
+
+def test_lazy_conv_is_counted_and_stays_lazy() -> None:
+    # LazyConv2d(8, 3) infers 3 input channels: 8*6*6 * 3*9 = 7,776 madds, 8*3*9 + 8 = 224 params
+    model = nn.Sequential(nn.LazyConv2d(8, 3))
+    stats = count(model, (1, 3, 8, 8))
+    assert (stats.madds, stats.params) == (7_776, 224)
+    assert isinstance(model[0], nn.LazyConv2d) and model[0].has_uninitialized_params()
+
+
+def test_deform_conv2d() -> None:
+    # input 1x4x16x16, weight 6x4x3x3, offsets for a 14x14 output: the conv is 6*14*14 * 4*9 = 42,336 madds;
+    # sampling: 1*4*9*196 = 7,056 samples at 4 bilinear taps = 28,224 flops on top of 2 * 42,336
+    # (torchvision's wrapper also creates an empty mask and a zero bias: two fill rows)
+    stats = count(Fn(torchvision.ops.deform_conv2d),
+                  example_inputs=(torch.rand(1, 4, 16, 16), torch.zeros(1, 18, 14, 14), torch.rand(6, 4, 3, 3)))
+    [row] = [r for r in stats.records if r.category.family == "conv"]
+    assert (row.cost.madds, row.cost.flops) == (42_336, 2 * 42_336 + 28_224)
+
+
+def test_grid_sample() -> None:
+    # bilinear sampling of 1x4x16x16 at a 5x7 grid: 4*5*7 = 140 outputs at 4 taps = 560 flops;
+    # memory: input 1,024 + grid 70 + output 140
+    stats = count(Fn(lambda x, g: F.grid_sample(x, g, align_corners=False)), ((1, 4, 16, 16), (1, 5, 7, 2)))
+    [row] = stats.records
+    assert (row.cost.flops, row.cost.mem_access, row.output_shape) == (560, 1_024 + 70 + 140, (1, 4, 5, 7))
+
+
+def test_embedding_reads_only_the_rows_it_gathers() -> None:
+    # nn.Embedding(1000, 16) on 2x3 indices: params 16,000; no madds; memory: 6 indices + 6*16 rows read
+    # + 96 written
+    stats = count(nn.Embedding(1000, 16), example_inputs=torch.zeros(2, 3, dtype=torch.long))
+    [row] = stats.records
+    assert (row.cost.params, row.cost.madds, row.cost.mem_access, row.output_shape) == (16_000, 0, 198, (2, 3, 16))
+
+
+def test_embedding_refuses_float_indices() -> None:
+    with pytest.raises(InputShapeError, match="indices must be integers"):
+        archstat.count(nn.Embedding(10, 4), (2, 3))
+
+
+def test_fft_flops_follow_5_n_log2_n() -> None:
+    # rfft2 over 16x16 (real input: 2.5 N log2 N per transform, N = 256): 2.5 * 256 * 8 = 5,120 per map,
+    # 4 maps = 20,480 flops
+    stats = count(Fn(torch.fft.rfft2), (1, 4, 16, 16))
+    [row] = stats.records
+    assert row.cost.flops == 20_480 and row.category.family == "spectral"
+
+
+def test_fold_adds_every_patch_value_once() -> None:
+    # F.fold of (1, 4*9, 36) into 8x8 with a 3x3 kernel: 1,296 additions; output 1x4x8x8
+    stats = count(Fn(lambda x: F.fold(x, (8, 8), 3)), (1, 36, 36))
+    [row] = stats.records
+    assert (row.cost.flops, row.output_shape) == (1_296, (1, 4, 8, 8))
+
+
+def test_casts_are_copies() -> None:
+    # x.long() and .float(): each reads and writes 1x4x8x8 = 256 elements
+    stats = count(Fn(lambda x: x.long().float()), (1, 4, 8, 8))
+    assert [r.kind for r in stats.records] == ["cast", "cast"] and stats.mem_access == 2 * 512
+
+
+def test_nms_and_roi_align_run_on_the_cpu_and_say_so() -> None:
+    # nms needs values: the count moves to the CPU; 10 boxes: at most 45 IoUs of 13 flops, a 10*ceil(log2 10)
+    # = 40-comparison sort and 30 for the areas
+    boxes = torch.tensor([[0.0, 0, 10, 10]] * 5 + [[20.0, 20, 30, 30]] * 5)
+    stats = count(Fn(lambda b, s: torchvision.ops.nms(b, s, 0.5)), example_inputs=(boxes, torch.rand(10)))
+    [row] = stats.records
+    assert stats.device == "cpu" and any("meta cannot run it" in n for n in stats.notes)
+    assert row.cost.flops == 45 * 13 + 40 + 30 and row.output_shape == (2,)
