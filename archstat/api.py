@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import torch
@@ -22,13 +23,15 @@ from torch import nn
 
 from archstat.conventions import apply_convention
 from archstat.conventions import convention as convention_rules
+from archstat.counting.autocast import AUTOCAST_DEVICES
 from archstat.counting.build import build_meta
-from archstat.counting.counter import OpCounter
+from archstat.counting.counter import OpCounter, flat_tensors
 from archstat.counting.handlers import NeedsValuesError
 from archstat.counting.inputs import SEED, Inputs, inputs_from_examples, inputs_from_shapes
 from archstat.counting.shadow import has_uninitialized, shadow_copy, unique_tensors
 from archstat.counting.stats import ModelStats, format_shape
 from archstat.errors import ArchstatError, CountError, InputShapeError, RefusedError, UncountedOpWarning
+from archstat.formulas.training import OPTIMIZERS
 from archstat.models import input_spec, model_builder
 
 __all__ = ["count", "parse_input_size", "parse_input_shape", "resolve_inputs"]
@@ -81,14 +84,29 @@ def resolve_inputs(name: str, size: str | None, batch: int) -> Any:
     return spec.shapes(batch, parse_input_size(size)[1:] if size else None)
 
 
+@dataclass(frozen=True)
+class _Options:
+    """How a count runs (see :func:`count`)."""
+
+    count_bias: bool
+    check_shapes: bool
+    mode: str
+    optimizer: str | None
+    dtype: torch.dtype
+    autocast: tuple[str, torch.dtype] | None = None
+
+
 def count(
     model_or_name: nn.Module | str,
     input_shape: Any = None,
     *,
     example_inputs: Any = None,
+    mode: str = "eval",
+    optimizer: str = "sgd_momentum",
     count_bias: bool = False,
     device: str = "meta",
     dtype: torch.dtype = torch.float32,
+    autocast: tuple[str, torch.dtype] | str | None = None,
     model_kwargs: dict[str, Any] | None = None,
     check_shapes: bool = False,
     convention: str = "archstat",
@@ -104,25 +122,73 @@ def count(
     one image for detectors, two frames for RAFT) and ``(1, 3, 224, 224)`` for a module.
     ``example_inputs``: real inputs instead of shapes (a tensor, a tuple of positional
     inputs, a list, a dict of keyword inputs); their values drive a CPU fallback.
+    ``mode``: ``"eval"`` (an inference forward pass) or ``"train"``: a training step, the
+    forward pass in training mode (batch statistics, dropout, auxiliary heads), its backward
+    pass (``stats.backward_madds``, per op in ``stats.layers``) and the ``optimizer`` step
+    (``"sgd"``, ``"sgd_momentum"`` (default), ``"adam"``, ``"adamw"``: ``stats.step_flops``),
+    with the memory it holds (``stats.saved_bytes``, ``stats.peak_train_bytes``, and
+    ``stats.memory`` for the parts). Parameters with ``requires_grad=False`` get no gradient.
     ``count_bias``: count bias additions as multiply-adds (ptflops does; thop 0.1.1,
     fvcore, FlopCounterMode and torchvision's figures do not). ``device``: ``"meta"``
     (default, falls back to the CPU when the model cannot run on meta) or ``"cpu"``.
-    ``dtype`` sets the bytes per element of ``mem_access_bytes``. Ops archstat does not
-    know are listed in ``stats.uncounted`` and announced with an
-    :class:`~archstat.errors.UncountedOpWarning`; an input a layer would reject raises
-    :class:`~archstat.errors.InputShapeError` naming the layer.
+    ``dtype``: the floating-point dtype parameters, buffers, inputs and activations are in
+    (``float32``, ``float16``, ``bfloat16`` ...): the bytes of memory access and of every
+    memory figure. ``autocast``: mixed precision as ``torch.autocast`` runs it, ``("cuda",
+    torch.float16)`` or ``"cpu:bfloat16"``: parameters stay in ``dtype``, convolutions, matrix
+    products and attention take lower-precision copies of their inputs (see
+    :mod:`archstat.counting.autocast`). Ops archstat does not know are listed in ``stats.uncounted`` and
+    announced with an :class:`~archstat.errors.UncountedOpWarning`; an input a layer would
+    reject raises :class:`~archstat.errors.InputShapeError` naming the layer.
     ``check_shapes``: on meta, run every op's meta kernel and compare its output shape with
     the formula's (slower; by default shape-only ops are not run, their formula gives the
     output shape).
     ``convention``: count madds the way another tool does, one of ``archstat``, ``paper``,
     ``torch``, ``fvcore``, ``thop``, ``ptflops`` (see :mod:`archstat.conventions`; flops
-    become ``2 * madds``). ``verify``: recompute every layer from its module's attributes,
-    without hooks, and raise :class:`~archstat.crosscheck.verify.LayerMismatchError`
-    naming the first layer where the two disagree.
+    become ``2 * madds``; a training count takes ``archstat``, ``paper`` or ``torch``).
+    ``verify``: recompute every layer from its module's attributes, without hooks, and
+    raise :class:`~archstat.crosscheck.verify.LayerMismatchError` naming the first layer
+    where the two disagree.
     """
+    options = _options(mode, optimizer, count_bias, check_shapes, dtype, convention, autocast)
     with _gc_paused():
-        return _count(model_or_name, input_shape, example_inputs, count_bias, device, dtype, model_kwargs,
-                      check_shapes, convention, verify)
+        return _count(model_or_name, input_shape, example_inputs, device, model_kwargs, convention, verify, options)
+
+
+_TRAIN_CONVENTIONS = ("archstat", "paper", "torch")
+
+
+def _options(mode: str, optimizer: str, count_bias: bool, check_shapes: bool, dtype: torch.dtype,
+             convention: str, autocast: tuple[str, torch.dtype] | str | None) -> _Options:
+    if mode not in ("eval", "train"):
+        raise ArchstatError(f"mode must be 'eval' or 'train', not {mode!r}")
+    if mode == "train":
+        if optimizer not in OPTIMIZERS:
+            raise ArchstatError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if convention not in _TRAIN_CONVENTIONS:
+            raise ArchstatError(f"{convention} counts inference only; a training count takes the "
+                                f"{', '.join(_TRAIN_CONVENTIONS)} convention")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ArchstatError(f"dtype must be a floating-point torch dtype (torch.float32, torch.bfloat16 ...), "
+                            f"not {dtype!r}")
+    return _Options(count_bias, check_shapes, mode, optimizer if mode == "train" else None, dtype,
+                    parse_autocast(autocast))
+
+
+def parse_autocast(value: tuple[str, torch.dtype] | str | None) -> tuple[str, torch.dtype] | None:
+    """``("cuda", torch.float16)``, ``"cuda:fp16"`` or ``"cpu:bfloat16"`` -> ``(device type, dtype)``."""
+    if value is None:
+        return None
+    from archstat.latency.timing import parse_dtype
+
+    if isinstance(value, str):
+        device_type, _, dtype_name = value.partition(":")
+        dtype = parse_dtype(dtype_name or "float16")
+    else:
+        device_type, dtype = value
+    if device_type not in AUTOCAST_DEVICES or dtype not in (torch.float16, torch.bfloat16):
+        raise ArchstatError(f"autocast must be a device type ({', '.join(AUTOCAST_DEVICES)}) and float16 or "
+                            f"bfloat16, e.g. cuda:float16 or cpu:bfloat16; got {value!r}")
+    return device_type, dtype
 
 
 @contextmanager
@@ -148,32 +214,30 @@ def _inputs(name_or_model: nn.Module | str, input_shape: Any, example_inputs: An
     return inputs_from_shapes(input_shape)
 
 
-def _count(model_or_name: nn.Module | str, input_shape: Any, example_inputs: Any, count_bias: bool, device: str,
-           dtype: torch.dtype, model_kwargs: dict[str, Any] | None, check_shapes: bool, convention: str,
-           verify: bool) -> ModelStats:
+def _count(model_or_name: nn.Module | str, input_shape: Any, example_inputs: Any, device: str,
+           model_kwargs: dict[str, Any] | None, convention: str, verify: bool, options: _Options) -> ModelStats:
     rules = convention_rules(convention)
-    if count_bias and rules.name != "archstat":
+    if options.count_bias and rules.name != "archstat":
         raise ArchstatError(f"count_bias applies to the archstat convention; {rules.name} fixes its own bias rule")
     if device not in ("meta", "cpu"):
         raise ArchstatError(f"device must be 'meta' or 'cpu', not {device!r}")
-    itemsize = torch.empty((), dtype=dtype).element_size()
     if isinstance(model_or_name, str):
         builder = model_builder(model_or_name, **(model_kwargs or {}))
         inputs = _inputs(model_or_name, input_shape, example_inputs)
-        stats = _count_built(model_or_name, builder, inputs, count_bias, device, check_shapes)
+        stats = _count_built(model_or_name, builder, inputs, device, options)
     elif isinstance(model_or_name, nn.Module):
         model = _countable(model_or_name)
         inputs = _inputs(model, input_shape, example_inputs)
-        stats = _count_module(model, inputs, count_bias, device, check_shapes)
+        stats = _count_module(model, inputs, device, options)
     else:
         raise ArchstatError(f"count() takes an nn.Module or a model name, not {type(model_or_name).__name__}")
-    stats.itemsize = itemsize
+    stats.itemsize = torch.empty((), dtype=options.dtype).element_size()
     _warn_uncounted(stats)
     if verify:
         from archstat.crosscheck.verify import verify_layers
 
         target = model if isinstance(model_or_name, nn.Module) else builder
-        stats.notes.append(verify_layers(target, stats, count_bias))
+        stats.notes.append(verify_layers(target, stats, options.count_bias))
     return apply_convention(stats, rules.name)
 
 
@@ -203,8 +267,8 @@ def _fallback_note(label: str, inputs: Inputs, reason: str) -> str:
     return f"counted on the CPU ({label}) with {what}: {reason}"
 
 
-def _count_built(name: str, builder: Callable[[], nn.Module], inputs: Inputs, count_bias: bool, device: str,
-                 check_shapes: bool) -> ModelStats:
+def _count_built(name: str, builder: Callable[[], nn.Module], inputs: Inputs, device: str,
+                 options: _Options) -> ModelStats:
     """Build and count ``name``: on meta, on meta with small init tensors on the CPU (for
     constructors that compute on tensor values), then on the CPU with random weights from
     a fixed seed (for forwards that read tensor values)."""
@@ -219,7 +283,7 @@ def _count_built(name: str, builder: Callable[[], nn.Module], inputs: Inputs, co
                 notes.append(f"building on {label} failed ({_one_line(exc)})")
                 continue
             try:
-                stats = _run(model, _param_names(model), inputs, count_bias, "meta", name, check_shapes)
+                stats = _run(model, _param_names(model), inputs, "meta", name, options)
             except _MetaLimit as limit:
                 notes.append(f"meta cannot run it ({limit})")
                 break
@@ -233,7 +297,7 @@ def _count_built(name: str, builder: Callable[[], nn.Module], inputs: Inputs, co
     except Exception as exc:
         notes.append(f"building on the CPU failed ({_one_line(exc)})")
         raise CountError(f"{name}: could not be built: {'; '.join(notes)}") from None
-    stats = _run(model, _param_names(model), inputs, count_bias, "cpu", name, check_shapes)
+    stats = _run(model, _param_names(model), inputs, "cpu", name, options)
     if notes:
         stats.notes.insert(0, _fallback_note(f"random weights, seed {SEED}", inputs, "; ".join(notes)))
     return stats
@@ -249,12 +313,12 @@ def _seeded(builder: Callable[[], nn.Module]) -> nn.Module:
         return builder()
 
 
-def _count_module(model: nn.Module, inputs: Inputs, count_bias: bool, device: str, check_shapes: bool) -> ModelStats:
+def _count_module(model: nn.Module, inputs: Inputs, device: str, options: _Options) -> ModelStats:
     name = type(model).__name__
     if device == "meta":
         shadow, names = shadow_copy(model, "meta")
         try:
-            return _run(shadow, names, inputs, count_bias, "meta", name, check_shapes)
+            return _run(shadow, names, inputs, "meta", name, options)
         except _MetaLimit as limit:
             tensors = [t for _, t in unique_tensors(model)]
             if tensors and all(t.is_meta for t in tensors):
@@ -264,7 +328,7 @@ def _count_module(model: nn.Module, inputs: Inputs, count_bias: bool, device: st
     else:
         reason = ""
     shadow, names = shadow_copy(model, "cpu")
-    stats = _run(shadow, names, inputs, count_bias, "cpu", name, check_shapes)
+    stats = _run(shadow, names, inputs, "cpu", name, options)
     if reason:
         stats.notes.insert(0, _fallback_note("a copy of the model's weights", inputs, reason))
     return stats
@@ -274,26 +338,35 @@ class _MetaLimit(Exception):
     """The count failed on meta for a reason the CPU would not have (see :func:`meta_limitation`)."""
 
 
-def _run(model: nn.Module, param_names: dict[int, str], inputs: Inputs, count_bias: bool, where: str, name: str,
-         check_shapes: bool) -> ModelStats:
+def _run(model: nn.Module, param_names: dict[int, str], inputs: Inputs, where: str, name: str,
+         options: _Options) -> ModelStats:
     """One forward pass of ``model`` (a shadow or a private build) under the counter, on ``where``
     ("meta" or "cpu"); ``param_names`` names its parameters after the caller's model."""
     args, kwargs = inputs.materialise(where)
-    counter = OpCounter(model, param_names, count_bias=count_bias, check_shapes=check_shapes)
+    train = options.mode == "train"
+    if options.dtype != torch.float32:
+        model.to(options.dtype)
+        args, kwargs = _cast((args, kwargs), options.dtype)
     shape_text = format_shape(inputs.shapes)
+    if train and not any(p.requires_grad for p in model.parameters()):
+        raise ArchstatError(f"{name}: mode='train' needs parameters that require grad; every parameter of this "
+                            f"model is frozen (requires_grad=False)")
+    counter = None
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(SEED)
             if has_uninitialized(model):  # lazy modules infer their shapes on a first pass, not counted
                 with torch.no_grad():
                     model(*args, **kwargs)
-            counter.run(lambda: model(*args, **kwargs))
+            counter = OpCounter(model, param_names, count_bias=options.count_bias, check_shapes=options.check_shapes,
+                                train=train, autocast=options.autocast)
+            output = counter.run(lambda: model(*args, **kwargs))
     except ArchstatError as exc:
         if isinstance(exc, InputShapeError):
             raise type(exc)(f"{name} on input {shape_text}: {exc}") from None
         raise
     except Exception as exc:
-        layer = counter.current_module
+        layer = counter.current_module if counter is not None else ""
         where_text = f"layer '{layer}' ({type(dict(model.named_modules())[layer]).__name__})" if layer else "the model"
         if where == "meta" and meta_limitation(exc):
             raise _MetaLimit(f"{where_text}: {_one_line(exc)}") from None
@@ -308,8 +381,22 @@ def _run(model: nn.Module, param_names: dict[int, str], inputs: Inputs, count_bi
         heads = _outermost({n.rpartition(".")[0] for n in unused})
         notes.append(f"{sum(unused.values()):,} params are never used by the forward pass ({', '.join(heads[:5])}"
                      f"{', ...' if len(heads) > 5 else ''}); they are in params, not in any row")
+    tensors = {t.key: t for t in counter.refs([*model.parameters(), *model.buffers()])}
     return ModelStats(model=name, input_shape=inputs.shapes, records=counter.records, params=params,
-                      device=where, unused_params=unused, notes=notes, free_ops=counter.free_ops)
+                      device=where, unused_params=unused, notes=notes, free_ops=counter.free_ops, mode=options.mode,
+                      optimizer=options.optimizer, inputs=counter.refs(flat_tensors((args, kwargs))),
+                      outputs=counter.refs(flat_tensors(output)), tensors=tuple(tensors.values()))
+
+
+def _cast(value: Any, dtype: torch.dtype) -> Any:
+    """Floating-point tensors of ``value`` (nested) in ``dtype``."""
+    if isinstance(value, torch.Tensor):
+        return value.to(dtype) if value.is_floating_point() else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cast(v, dtype) for v in value)
+    if isinstance(value, dict):
+        return {k: _cast(v, dtype) for k, v in value.items()}
+    return value
 
 
 def _outermost(paths: set[str]) -> list[str]:

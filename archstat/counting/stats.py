@@ -12,12 +12,17 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from archstat.counting.handlers import FormulaCall
+    from archstat.formulas.training import Backward
+    from archstat.training.memory import MemoryModel
 
-__all__ = ["OpRecord", "ModelStats", "LAYER_COLUMNS", "format_shape"]
+__all__ = ["OpRecord", "ModelStats", "TensorRef", "LAYER_COLUMNS", "TRAIN_COLUMNS", "format_shape"]
 
 #: Columns of :attr:`ModelStats.layers`, in order.
 LAYER_COLUMNS = ("name", "module", "type", "kind", "family", "input_shapes", "output_shape", "params", "madds",
                  "flops", "mem_access", "counted", "note")
+
+#: Columns :attr:`ModelStats.layers` adds in a training count.
+TRAIN_COLUMNS = ("backward_madds", "saved_bytes")
 
 
 def format_shape(shape: Shape | tuple | list | dict | None) -> str:
@@ -34,6 +39,20 @@ def format_shape(shape: Shape | tuple | list | dict | None) -> str:
     return "x".join(map(str, shape)) if shape else "scalar"
 
 
+@dataclass(frozen=True)
+class TensorRef:
+    """A tensor an op read, wrote or saved, by its storage: ``key`` identifies the storage
+    (views and in-place results share their base's), ``nbytes`` is the storage's size and
+    ``itemsize`` its element size, ``param`` marks a parameter's or buffer's storage, ``grad``
+    a tensor that needs a gradient."""
+
+    key: int
+    nbytes: int
+    itemsize: int = 4
+    param: bool = False
+    grad: bool = False
+
+
 @dataclass
 class OpRecord:
     """One op as the counter saw it.
@@ -47,6 +66,11 @@ class OpRecord:
     the first time, so that a module called twice, or a shared weight, is not counted
     twice. ``counted`` is False for an op archstat does not know: its cost is zero *and*
     it is reported (``category`` is then ``None``).
+
+    ``operands`` and ``outputs`` are the tensors the op read (a module's inputs, then its
+    parameters; a function's tensor arguments) and wrote, by storage (:class:`TensorRef`),
+    for the memory models. In a training count, ``backward`` is the op's backward pass and
+    ``saved`` the tensors autograd keeps for it (operands, outputs or new ones).
     """
 
     name: str
@@ -60,6 +84,14 @@ class OpRecord:
     call: "FormulaCall | None" = None
     note: str = ""
     module_class: type | None = None
+    operands: tuple[TensorRef, ...] = ()
+    outputs: tuple[TensorRef, ...] = ()
+    backward: "Backward | None" = None
+    saved: tuple[TensorRef, ...] = ()
+
+    @property
+    def backward_madds(self) -> int:
+        return self.backward.madds if self.backward is not None else 0
 
     @property
     def kind(self) -> str:
@@ -89,6 +121,11 @@ class ModelStats:
     the counted ops. ``mem_access`` is in elements; ``mem_access_bytes`` multiplies by
     the dtype size. ``input_shape`` is the shape of the one input, or the shapes of
     several (a tuple of positional inputs, a list, a dict of keyword inputs).
+
+    ``mode`` is ``"eval"`` (inference) or ``"train"`` (a training step with ``optimizer``:
+    the forward pass in training mode, its backward pass, the optimizer step). ``inputs``,
+    ``outputs`` and ``tensors`` (every parameter and buffer) are the model's tensors by
+    storage, for the memory model (:attr:`memory`).
     """
 
     model: str
@@ -100,6 +137,11 @@ class ModelStats:
     unused_params: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     free_ops: int = 0
+    mode: str = "eval"
+    optimizer: str | None = None
+    inputs: tuple[TensorRef, ...] = ()
+    outputs: tuple[TensorRef, ...] = ()
+    tensors: tuple[TensorRef, ...] = ()
 
     @property
     def madds(self) -> int:
@@ -118,16 +160,56 @@ class ModelStats:
         return self.mem_access * self.itemsize
 
     @property
+    def backward_madds(self) -> int:
+        """Multiply-adds of the backward pass (a training count; 0 otherwise)."""
+        return sum(r.backward_madds for r in self.records)
+
+    @cached_property
+    def memory(self) -> "MemoryModel":
+        """Memory of the forward pass (and, in a training count, of the whole step): see
+        :class:`~archstat.training.memory.MemoryModel`."""
+        from archstat.training.memory import MemoryModel
+
+        return MemoryModel.of(self)
+
+    @property
+    def saved_bytes(self) -> int:
+        """Bytes of activations autograd saves for the backward pass (training count)."""
+        return self.memory.saved_bytes
+
+    @property
+    def peak_train_bytes(self) -> int:
+        """Estimated peak memory of a training step (training count)."""
+        return self.memory.peak_train_bytes
+
+    @property
+    def peak_infer_bytes(self) -> int:
+        """Estimated peak memory of a forward pass: parameters, buffers and live activations."""
+        return self.memory.peak_infer_bytes
+
+    @property
+    def step_flops(self) -> int:
+        """Flops of the optimizer step (training count)."""
+        return self.memory.step_flops
+
+    @property
     def uncounted(self) -> list[OpRecord]:
         """Ops archstat does not know (each also raised an :class:`UncountedOpWarning`)."""
         return [r for r in self.records if not r.counted]
 
     @cached_property
     def layers(self) -> "pd.DataFrame":
-        """One row per op, columns :data:`LAYER_COLUMNS`."""
+        """One row per op, columns :data:`LAYER_COLUMNS` (and :data:`TRAIN_COLUMNS` in a training
+        count: each op's backward multiply-adds and the bytes it saves that no earlier op saved)."""
         import pandas as pd
 
-        return pd.DataFrame([r.row() for r in self.records], columns=list(LAYER_COLUMNS))
+        rows = [r.row() for r in self.records]
+        columns = list(LAYER_COLUMNS)
+        if self.mode == "train":
+            for row, r, saved in zip(rows, self.records, self.memory.saved_per_record):
+                row.update(backward_madds=r.backward_madds, saved_bytes=saved)
+            columns += TRAIN_COLUMNS
+        return pd.DataFrame(rows, columns=columns)
 
     def by_kind(self) -> "pd.DataFrame":
         """Totals and shares per layer type (MobileNet paper, Table 2: "Resource per layer type").

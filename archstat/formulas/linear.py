@@ -174,6 +174,7 @@ def multi_head_attention(
     add_zero_attn: bool = False,
     batch_first: bool = False,
     count_bias: bool = False,
+    packed: bool = False,
 ) -> OpCost:
     """``nn.MultiheadAttention``: input projections, attention, output projection.
 
@@ -183,7 +184,9 @@ def multi_head_attention(
     ``embed_dim / num_heads`` (``add_bias_kv`` and ``add_zero_attn`` each lengthen the
     key sequence by one). params also include ``bias_k``/``bias_v`` (``2 E``) when
     ``add_bias_kv``. Shapes are ``(L, N, E)``, ``(N, L, E)`` with ``batch_first``, or
-    unbatched ``(L, E)``.
+    unbatched ``(L, E)``. ``packed``: self-attention (query, key and value one tensor),
+    which torch projects with one packed matrix product: the same cost; it changes what the
+    backward pass saves (:mod:`archstat.formulas.training`).
     """
     kdim, vdim = kdim or embed_dim, vdim or embed_dim
     if embed_dim % num_heads:

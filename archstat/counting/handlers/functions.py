@@ -161,7 +161,8 @@ def _mha(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
                        dict(kdim=k_w.shape[1] if separate else None, vdim=v_w.shape[1] if separate else None,
                             bias=arg(args, kwargs, 6, "in_proj_bias") is not None,
                             add_bias_kv=arg(args, kwargs, 7, "bias_k") is not None,
-                            add_zero_attn=bool(arg(args, kwargs, 9, "add_zero_attn", False))))
+                            add_zero_attn=bool(arg(args, kwargs, 9, "add_zero_attn", False)),
+                            packed=q is k and k is v))
 
 
 #: The recurrent kernels nn.RNN / nn.LSTM / nn.GRU call (``torch._VF``), by function name.
@@ -411,9 +412,10 @@ def _gumbel_softmax(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
 @function_handler("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
                   shape_only=True, formula="elementwise")
 def _dropout(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
-    training = arg(args, kwargs, 2, "training", True)
+    # the identity at inference and with p = 0 (torch returns the input itself)
+    training, p = arg(args, kwargs, 2, "training", True), arg(args, kwargs, 1, "p", 0.5)
     x = arg(args, kwargs, 0, "input")
-    return FormulaCall("elementwise", ("dropout", shape_of(x))) if training else FREE
+    return FormulaCall("elementwise", ("dropout", shape_of(x))) if training and p > 0 else FREE
 
 
 # --------------------------------------------------------------------------- data movement

@@ -199,7 +199,7 @@ def _mha(m: nn.MultiheadAttention, args: tuple, kwargs: dict) -> FormulaCall:
     return FormulaCall("mha", (shape_of(q), shape_of(k), shape_of(v), m.embed_dim, m.num_heads),
                        dict(kdim=m.kdim, vdim=m.vdim, bias=m.in_proj_bias is not None,
                             add_bias_kv=m.bias_k is not None, add_zero_attn=m.add_zero_attn,
-                            batch_first=m.batch_first))
+                            batch_first=m.batch_first, packed=q is k and k is v))
 
 
 @module_handler(nn.RNN, nn.LSTM, nn.GRU, formula="rnn")

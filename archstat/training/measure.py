@@ -1,0 +1,216 @@
+"""A real training step, measured: its peak memory and the tensors autograd saved.
+
+:func:`measure_step` builds the model with random weights (a name) or copies it (a
+module: the caller's is never run), takes one warm-up step so the optimizer's state
+exists, then measures one step (``zero_grad(set_to_none=True)``, forward in training mode,
+a scalar loss, backward, ``optimizer.step()``), the same step the estimate of
+:mod:`archstat.training.memory` describes:
+
+* **peak memory**: on the CPU, from the allocation and free events of torch's profiler
+  (``profile_memory=True``): the bytes alive at the start (parameters, buffers, optimizer
+  state, inputs) plus the highest running sum of allocations minus frees; on CUDA,
+  ``torch.cuda.max_memory_allocated``. Both are tensor bytes as the allocator hands them out
+  (CUDA rounds blocks to 512 bytes and reserves more than it allocates; neither is counted);
+* **saved tensors**: every tensor ``torch.autograd.graph.saved_tensors_hooks`` sees in the
+  forward pass, by storage (a storage saved twice counts once), parameters and buffers
+  excluded, each attributed to the innermost module running when it was saved.
+
+The optimizers run with ``foreach=False`` (torch's single-tensor loop, the default on the
+CPU), as the estimate assumes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from archstat.counting.inputs import SEED, inputs_from_shapes
+from archstat.counting.shadow import shadow_copy
+from archstat.errors import ArchstatError
+
+__all__ = ["StepMeasurement", "measure_step", "make_optimizer", "check_dtype"]
+
+
+@dataclass(frozen=True)
+class StepMeasurement:
+    """What one measured training step held (bytes; see the module docstring)."""
+
+    model: str
+    input_shape: Any
+    device: str
+    dtype: str
+    optimizer: str
+    peak_bytes: int
+    baseline_bytes: int
+    saved_bytes: int
+    saved_by_module: dict[str, int] = field(default_factory=dict)
+    method: str = ""
+
+
+def make_optimizer(name: str, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """The torch optimizer an archstat optimizer name stands for (single-tensor loop)."""
+    makers: dict[str, Callable[[], torch.optim.Optimizer]] = {
+        "sgd": lambda: torch.optim.SGD(params, lr=0.01, foreach=False),
+        "sgd_momentum": lambda: torch.optim.SGD(params, lr=0.01, momentum=0.9, foreach=False),
+        "adam": lambda: torch.optim.Adam(params, lr=1e-3, foreach=False),
+        "adamw": lambda: torch.optim.AdamW(params, lr=1e-3, foreach=False),
+    }
+    try:
+        return makers[name]()
+    except KeyError:
+        raise ArchstatError(f"unknown optimizer {name!r}; choose one of {', '.join(makers)}") from None
+
+
+def check_dtype(device: str, dtype: torch.dtype) -> None:
+    """Refuse, in one line, a dtype the device cannot train a convolution in."""
+    try:
+        conv = nn.Conv2d(2, 2, 3).to(device=device, dtype=dtype)
+        conv(torch.ones(1, 2, 4, 4, device=device, dtype=dtype)).sum().backward()
+    except (RuntimeError, NotImplementedError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArchstatError(f"{device} cannot train in {str(dtype).removeprefix('torch.')}: {first}") from None
+
+
+def _scalar(output: Any) -> torch.Tensor:
+    """A scalar loss of any output: the sum of the means of its floating-point tensors."""
+    from archstat.counting.counter import flat_tensors
+
+    parts = [t.float().mean() for t in flat_tensors(output) if t.is_floating_point() and t.requires_grad]
+    if not parts:
+        raise ArchstatError("the model's output has no floating-point tensor that needs a gradient")
+    return torch.stack(parts).sum()
+
+
+def _nbytes(tensors) -> int:
+    seen: dict[int, int] = {}
+    for t in tensors:
+        storage = t.untyped_storage()
+        seen[storage._cdata] = storage.nbytes()
+    return sum(seen.values())
+
+
+def measure_step(model_or_name: nn.Module | str, input_shape: Any = None, *, optimizer: str = "sgd_momentum",
+                 device: str = "cpu", dtype: torch.dtype = torch.float32, autocast: torch.dtype | None = None,
+                 model_kwargs: dict[str, Any] | None = None) -> StepMeasurement:
+    """Measure one training step of a model (see the module docstring); ``autocast``: the forward
+    pass under ``torch.autocast(device, autocast)``."""
+    from archstat.latency.machine import check_device
+    from archstat.models import create_model, input_spec
+
+    device = check_device(device)
+    check_dtype(device, dtype)
+    if isinstance(model_or_name, str):
+        name = model_or_name
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(SEED)
+            model = create_model(name, **(model_kwargs or {}))
+        shape = input_shape if input_shape is not None else input_spec(name).shapes()
+    else:
+        name = type(model_or_name).__name__
+        model = shadow_copy(model_or_name, "cpu")[0]
+        shape = input_shape if input_shape is not None else (1, 3, 224, 224)
+    model = model.to(device=device, dtype=dtype).train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ArchstatError(f"{name}: a training step needs parameters that require grad; all are frozen")
+    opt = make_optimizer(optimizer, trainable)
+    inputs = inputs_from_shapes(shape)
+    args, kwargs = inputs.materialise(device)
+    args, kwargs = _floating(args, dtype), {k: _floating(v, dtype) for k, v in kwargs.items()}
+
+    def forward() -> Any:
+        if autocast is None:
+            return model(*args, **kwargs)
+        with torch.autocast(device_type=device.split(":")[0], dtype=autocast):
+            return model(*args, **kwargs)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        _scalar(forward()).backward()
+        opt.step()
+
+    step()  # warm-up: the optimizer allocates its state
+    opt.zero_grad(set_to_none=True)
+    saved_by_module, saved = _saved_in_forward(model, args, kwargs, forward)
+    from archstat.counting.counter import flat_tensors
+
+    state = [t for s in opt.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
+    baseline = _nbytes([*model.parameters(), *model.buffers(), *state, *flat_tensors((args, kwargs))])
+    opt.zero_grad(set_to_none=True)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        start = torch.cuda.memory_allocated()
+        step()
+        torch.cuda.synchronize()
+        peak, method = baseline + torch.cuda.max_memory_allocated() - start, "torch.cuda.max_memory_allocated"
+    else:
+        peak, method = baseline + _cpu_peak_delta(step), "CPU profiler memory events"
+    return StepMeasurement(name, inputs.shapes, device, str(dtype).removeprefix("torch."), optimizer, peak, baseline,
+                           saved, dict(saved_by_module), method)
+
+
+def _floating(value: Any, dtype: torch.dtype) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(dtype) if value.is_floating_point() else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_floating(v, dtype) for v in value)
+    if isinstance(value, dict):
+        return {k: _floating(v, dtype) for k, v in value.items()}
+    return value
+
+
+def _saved_in_forward(model: nn.Module, args: tuple, kwargs: dict,
+                      forward: Callable[[], Any] | None = None) -> tuple[Counter, int]:
+    """Bytes of the storages autograd saves in a forward pass, by innermost module, and in all
+    (parameters and buffers excluded; a storage saved twice counts once)."""
+    from torch.autograd.graph import saved_tensors_hooks
+
+    excluded = {t.untyped_storage()._cdata for t in (*model.parameters(), *model.buffers())}
+    stack = [""]
+    handles = []
+    for module_name, module in model.named_modules():
+        handles.append(module.register_forward_pre_hook(lambda m, a, n=module_name: stack.append(n)))
+        handles.append(module.register_forward_hook(lambda m, a, o: stack.pop() and None))
+    seen: dict[int, int] = {}
+    by_module: Counter = Counter()
+    kept: list[torch.Tensor] = []  # keeps storages alive so their addresses stay unique
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        kept.append(t)
+        if storage._cdata not in excluded and storage._cdata not in seen:
+            seen[storage._cdata] = storage.nbytes()
+            by_module[stack[-1]] += storage.nbytes()
+        return t
+
+    try:
+        with saved_tensors_hooks(pack, lambda t: t):
+            forward() if forward is not None else model(*args, **kwargs)
+    finally:
+        for h in handles:
+            h.remove()
+    return by_module, sum(seen.values())
+
+
+def _cpu_peak_delta(step: Callable[[], None]) -> int:
+    """The highest running sum of CPU allocations minus frees during ``step()`` (bytes)."""
+    import warnings
+
+    from torch.profiler import ProfilerActivity, profile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            step()
+    events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
+                    key=lambda e: e.start_ns())
+    running = peak = 0
+    for e in events:
+        running += e.nbytes()
+        peak = max(peak, running)
+    return peak
