@@ -13,7 +13,8 @@ For each model at batch 2 (``--batch``), its weights' smallest crop:
   parameters and buffers excluded: within 2%.
 
 With ``--peak``, the measured peak memory of a real training step (``archstat.training.measure``)
-beside the estimate, for the models and batch sizes given, in a second CSV.
+beside the estimate, for the models and batch sizes given, in a second CSV. Every model runs
+in a fresh process (the real passes of the largest models hold several GB).
 
     python benchmarks/training_agreement.py [--models GLOB] [--out benchmarks/results/training_agreement.csv]
     python benchmarks/training_agreement.py --peak --models 'resnet18,resnet50,...' --batches 4,16 \\
@@ -26,6 +27,7 @@ import argparse
 import csv
 import fnmatch
 import gc
+import multiprocessing
 import sys
 import time
 import warnings
@@ -109,6 +111,12 @@ def peak_row(name: str, batch: int, optimizer: str) -> dict:
             "measured_baseline_bytes": measured.baseline_bytes, "method": measured.method}
 
 
+def _isolated(task: tuple) -> dict:
+    """One row, computed in a worker process (see :func:`main`)."""
+    kind, *rest = task
+    return peak_row(*rest) if kind == "peak" else agreement_row(*rest)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=None)
@@ -120,27 +128,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     patterns = [p.strip() for p in args.models.split(",") if p.strip()]
     names = [n for n in torchvision_models("classification") if any(fnmatch.fnmatch(n, p) for p in patterns)]
-    rows = []
+
+    if args.peak:
+        tasks = [("peak", name, int(b), args.optimizer) for name in names for b in args.batches.split(",")]
+    else:
+        tasks = [("agreement", name, args.batch) for name in names]
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1, maxtasksperchild=1) as pool:
+        results = pool.imap(_isolated, tasks)
+        rows = []
+        for r in results:
+            rows.append(r)
+            _print(args.peak, r)
     if args.peak:
         out = Path(args.out or "benchmarks/results/training_peak.csv")
-        for name in names:
-            for batch in (int(b) for b in args.batches.split(",")):
-                rows.append(peak_row(name, batch, args.optimizer))
-                r = rows[-1]
-                print(f"{name:22s} batch {batch:3d}  estimated {r['estimated_peak_bytes'] / 1e6:9.1f} MB  measured "
-                      f"{r['measured_peak_bytes'] / 1e6:9.1f} MB  ratio {r['ratio']:.3f}", flush=True)
         ok = sum(r["within_10pct"] for r in rows)
         print(f"{ok}/{len(rows)} within 10%; ratio {min(r['ratio'] for r in rows):.3f} .. "
               f"{max(r['ratio'] for r in rows):.3f}")
     else:
         out = Path(args.out or "benchmarks/results/training_agreement.csv")
-        for name in names:
-            rows.append(agreement_row(name, args.batch))
-            r = rows[-1]
-            print(f"{name:22s} fwd+bwd {r['archstat_total'] / 1e9:8.3f} G (torch convention "
-                  f"{r['archstat_torch_convention'] / 1e9:8.3f}) vs FlopCounterMode {r['flopcountermode_total'] / 1e9:8.3f}"
-                  f" ({100 * r['delta_torch_convention']:+.2f}%)  saved {r['saved_bytes'] / 1e6:8.2f} MB vs "
-                  f"{r['measured_saved_bytes'] / 1e6:8.2f} ({100 * r['saved_delta']:+.2f}%)", flush=True)
         ok = sum(r["madds_within_0.5pct"] for r in rows)
         saved_ok = sum(r["saved_within_2pct"] for r in rows)
         print(f"{ok}/{len(rows)} within 0.5% of FlopCounterMode; {saved_ok}/{len(rows)} saved bytes within 2%")
@@ -150,6 +156,17 @@ def main(argv: list[str] | None = None) -> int:
         writer.writeheader()
         writer.writerows(rows)
     return 0
+
+
+def _print(peak: bool, r: dict) -> None:
+    if peak:
+        print(f"{r['model']:22s} batch {r['batch']:3d}  estimated {r['estimated_peak_bytes'] / 1e6:9.1f} MB  "
+              f"measured {r['measured_peak_bytes'] / 1e6:9.1f} MB  ratio {r['ratio']:.3f}", flush=True)
+    else:
+        print(f"{r['model']:22s} fwd+bwd {r['archstat_total'] / 1e9:8.3f} G (torch convention "
+              f"{r['archstat_torch_convention'] / 1e9:8.3f}) vs FlopCounterMode {r['flopcountermode_total'] / 1e9:8.3f}"
+              f" ({100 * r['delta_torch_convention']:+.2f}%)  saved {r['saved_bytes'] / 1e6:8.2f} MB vs "
+              f"{r['measured_saved_bytes'] / 1e6:8.2f} ({100 * r['saved_delta']:+.2f}%)", flush=True)
 
 
 if __name__ == "__main__":

@@ -73,7 +73,8 @@ def conv_transpose_output_size(
     for opi, si, di in zip(op, s, d):
         if opi >= max(si, di):
             raise ShapeError(f"output_padding {op} must be smaller than stride {s} or dilation {d}")
-    out = tuple((i - 1) * si - 2 * pi + di * (ki - 1) + opi + 1 for i, ki, si, pi, opi, di in zip(in_sizes, k, s, p, op, d))
+    out = tuple((i - 1) * si - 2 * pi + di * (ki - 1) + opi + 1
+                for i, ki, si, pi, opi, di in zip(in_sizes, k, s, p, op, d))
     return _check_positive(out, in_sizes, f"transposed conv (kernel {k}, stride {s}, padding {p})")
 
 

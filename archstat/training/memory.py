@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from archstat.formulas.training import optimizer as optimizer_rule
 
 if TYPE_CHECKING:
-    from archstat.counting.stats import ModelStats, OpRecord, TensorRef
+    from archstat.counting.stats import ModelStats, OpRecord
 
 __all__ = ["MemoryModel", "ADAM_TEMPORARIES"]
 

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from archstat.counting.handlers.args import arg, shape_of, tensors_in
 from archstat.counting.handlers.registry import (FREE, FormulaCall, NeedsValuesError, declare_free, function_handler,
                                                  refuse)
-from archstat.formulas import ACTIVATIONS, ELEMENTWISE_OPS, ShapeError
+from archstat.formulas import ACTIVATIONS, ELEMENTWISE_OPS
 
 __all__: list[str] = []
 

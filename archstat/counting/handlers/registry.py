@@ -29,9 +29,9 @@ from torch import nn
 from archstat.formulas import FORMULAS, OpCost
 
 __all__ = ["FormulaCall", "FREE", "MODULE_HANDLERS", "FUNCTION_HANDLERS", "FREE_FUNCTIONS", "REFUSED",
-           "SHAPE_ONLY_FUNCTIONS", "METADATA_FUNCTIONS", "NeedsValuesError", "ModuleRule", "FunctionRule", "module_handler", "function_handler",
-           "handler_for_module",
-           "call_handler", "normalise_name", "declare_free", "refuse", "RefusedOpError"]
+           "SHAPE_ONLY_FUNCTIONS", "METADATA_FUNCTIONS", "NeedsValuesError", "ModuleRule", "FunctionRule",
+           "module_handler", "function_handler", "handler_for_module", "call_handler", "normalise_name", "declare_free",
+           "refuse", "RefusedOpError"]
 
 
 @dataclass(frozen=True)
