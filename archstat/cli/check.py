@@ -1,12 +1,17 @@
-"""``archstat check MODEL``: fvcore, thop, torch's FlopCounterMode and ptflops side by side, explained."""
+"""``archstat check --models MODEL``: fvcore, thop, torch's FlopCounterMode and ptflops side by side, explained.
+
+Exit status 1 when a counter the user asked for did not run: one that raised, or one named
+in ``--tools`` that is not installed (without ``--tools``, a missing counter is listed and
+the check still passes).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from archstat.cli.common import (add_output_options, add_shape_options, emit, input_shape, quiet_warnings, tables,
-                                 warn_lines)
+from archstat.cli.common import (ONE_MODEL_HELP, add_input_options, add_model_options, add_output_options, emit,
+                                 input_shape, one_model, quiet_warnings, tables, warn_lines)
 
 _NUMERIC = ("its total (G)", "MAdds-equiv. (G)", "archstat, its convention (G)", "flagged layers", "ops", "archstat",
             "fvcore", "thop", "torch", "ptflops", "layers", "its count", "right count", "raw_total",
@@ -23,13 +28,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "under that tool's convention, the reconciliation by op type computed from each tool's own "
                     "per-module counts (rates per input element, or ratios for multiply-add ops; * marks counts "
                     "that include flagged layers), the layers where a tool is wrong by its own rules, and the "
-                    "papers' figures. CSV and JSON: one row per tool with raw totals.")
-    p.add_argument("model", help="model name (zoo, torchvision, timm:<name>)")
-    add_shape_options(p)
-    p.add_argument("--tools", metavar="NAMES",
-                   help="comma-separated subset of fvcore,thop,torch,ptflops (default: all)")
-    p.add_argument("--all-flags", action="store_true",
-                   help="one row per flagged layer (default: grouped by layer type)")
+                    "papers' figures. CSV and JSON: one row per tool with raw totals. Exit status 1 when a counter "
+                    "raised, or one named in --tools is not installed.")
+    add_model_options(p, help=ONE_MODEL_HELP)
+    add_input_options(p)
+    tools = p.add_argument_group("counters")
+    tools.add_argument("--tools", metavar="NAMES",
+                       help="comma-separated subset of fvcore,thop,torch,ptflops (default: all that are installed)")
+    tools.add_argument("--all-flags", action="store_true",
+                       help="one row per flagged layer (default: grouped by layer type)")
     add_output_options(p)
     p.set_defaults(handler=run)
 
@@ -39,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from archstat.counting.stats import format_shape
 
     tools = [t.strip() for t in args.tools.split(",") if t.strip()] if args.tools else None
-    report, lines = quiet_warnings(lambda: archstat.check(args.model, input_shape(args, args.model), tools=tools))
+    name = one_model(args)
+    report, lines = quiet_warnings(lambda: archstat.check(name, input_shape(args, name), tools=tools))
     warn_lines(lines)
     human = args.format not in ("csv", "json")
     where = f"{report.model} on {format_shape(report.input_shape)}"
@@ -59,4 +67,5 @@ def run(args: argparse.Namespace) -> int:
     emit(args, text)
     for tool, reason in {**report.missing, **report.failed}.items():
         print(f"archstat: {tool} not run: {reason}", file=sys.stderr)
-    return 0
+    not_run = set(report.failed) | (set(report.missing) & set(tools or ()))
+    return 1 if not_run else 0

@@ -1,46 +1,189 @@
-"""Options and output handling shared by the subcommands."""
+"""The one grammar of the subcommands: shared option groups, and output handling.
+
+Each group is added by one function and read back in one place, so every command that
+takes an option spells and means it the same way; a new option joins its group here:
+
+=========  =====================================================  ==========================
+group      options                                                read by
+=========  =====================================================  ==========================
+models     ``--models NAMES``                                      ``model_names``, ``one_model``
+input      ``--input-size``, ``--batch``, ``--input-shape``        ``input_shape``
+counting   ``--count-device meta|cpu``, ``--bias``, ``--convention``  ``count_options``
+timing     ``--device cpu|cuda``, ``--threads``, ``--warmup``,      the commands
+           ``--repeats``, ``--quick``
+output     ``--format``, ``--out FILE``, ``--out-dir DIR``          ``prepare_outputs``, ``emit``
+=========  =====================================================  ==========================
+
+``--count-device`` is where counting runs, ``--device`` where timing runs. ``--out`` is
+always one file, ``--out-dir`` always a folder; both are checked by :func:`prepare_outputs`
+before a command starts its work, and ``--format`` defaults to what ``--out``'s suffix says.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import warnings
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
-from archstat.reports.writers import FORMATS, render, write_atomic
+from archstat.reports.writers import (FORMATS, SUFFIX_FORMATS, check_output_dir, check_output_file, format_for,
+                                      render, write_atomic)
 
-__all__ = ["add_input_options", "add_shape_options", "add_output_options", "emit", "progress", "input_shape",
-           "quiet_warnings", "sweep", "report_failures"]
+__all__ = ["group", "add_model_options", "add_batch_option", "add_input_options", "add_count_device_option",
+           "add_count_options", "add_run_options", "add_timing_options", "add_output_options", "add_out_dir_option",
+           "MODELS_HELP", "ONE_MODEL_HELP", "Part", "model_names", "one_model", "input_shape", "count_options",
+           "prepare_outputs", "require_extra", "emit", "tables", "progress", "quiet_warnings", "warn_lines", "sweep",
+           "report_failures"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
+#: One titled table for :func:`tables`: ``(title, rows, right-aligned columns)``.
+Part = tuple[str, list[dict], Sequence[str]]
 
-def add_shape_options(parser: argparse.ArgumentParser) -> None:
+MODELS_HELP = "comma-separated names or globs (zoo, torchvision, timm:<name>): resnet50,se_resnet50 | 'resnet*'"
+ONE_MODEL_HELP = "one model: a name (zoo, torchvision, timm:<name>) or a glob matching one"
+
+
+def group(parser: argparse.ArgumentParser, title: str) -> argparse._ArgumentGroup:
+    """``parser``'s option group ``title`` ("models", "input", "counting", "timing", "output"), made on first use."""
+    for existing in parser._action_groups:
+        if existing.title == title:
+            return existing
+    return parser.add_argument_group(title)
+
+
+def add_model_options(parser: argparse.ArgumentParser, help: str = MODELS_HELP, required: bool = True) -> None:
+    """``--models NAMES``: the one way every command is given models."""
+    group(parser, "models").add_argument("--models", required=required, metavar="NAMES", help=help)
+
+
+def add_batch_option(parser: argparse.ArgumentParser) -> None:
+    """``--batch N``, in the "input" group."""
+    group(parser, "input").add_argument("--batch", type=int, default=1, metavar="N",
+                                        help="batch size (default 1), also for a model's published input size")
+
+
+def add_input_options(parser: argparse.ArgumentParser) -> None:
     """``--input-size`` / ``--batch`` (one sample's size, applied to every input of the model)
     and ``--input-shape`` (full shapes, for any model)."""
-    parser.add_argument("--input-size", metavar="CxHxW",
+    inputs = group(parser, "input")
+    inputs.add_argument("--input-size", metavar="CxHxW",
                         help="one sample's size, e.g. 3x224x224 or 224x224 (CxTxHxW for video); a detector gets a "
                              "list of --batch images of it, RAFT two frames (default: the size each model was "
                              "published at)")
-    parser.add_argument("--batch", type=int, default=1, metavar="N",
-                        help="batch size, for the published size as for --input-size (default 1)")
-    parser.add_argument("--input-shape", metavar="SHAPES",
+    add_batch_option(parser)
+    inputs.add_argument("--input-shape", metavar="SHAPES",
                         help="full input shapes instead: 1x3x224x224; several positional inputs comma-separated "
                              "(1x3x512x512,1x3x512x512); a list input in brackets ([3x800x800,3x600x800])")
 
 
-def add_input_options(parser: argparse.ArgumentParser) -> None:
-    add_shape_options(parser)
-    parser.add_argument("--bias", action="store_true",
-                        help="count bias additions as multiply-adds (as ptflops does; torchvision's figures do not)")
-    parser.add_argument("--device", choices=("meta", "cpu"), default="meta",
-                        help="run the model on meta (default: no memory, falls back to cpu when needed) or cpu")
+def add_count_device_option(parser: argparse.ArgumentParser) -> None:
+    """``--count-device meta|cpu``: where the counting pass runs."""
+    group(parser, "counting").add_argument(
+        "--count-device", choices=("meta", "cpu"), default="meta",
+        help="where to count: meta (default: no memory, falls back to cpu when a model needs values) or cpu")
+
+
+def add_count_options(parser: argparse.ArgumentParser) -> None:
+    """The "counting" group of the commands that call :func:`archstat.count` (read by :func:`count_options`)."""
+    from archstat.conventions import CONVENTIONS
+
+    add_count_device_option(parser)
+    counting = group(parser, "counting")
+    counting.add_argument("--bias", action="store_true",
+                          help="count bias additions as multiply-adds (as ptflops does; torchvision's figures do not)")
+    counting.add_argument("--convention", choices=CONVENTIONS, default="archstat",
+                          help="count madds as another tool does: paper, torch (FlopCounterMode / 2), fvcore, thop, "
+                               "ptflops")
+
+
+def count_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of :func:`archstat.count` that the "counting" group sets."""
+    return {"count_bias": args.bias, "device": args.count_device, "convention": args.convention}
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """``--threads`` and ``--quick``: the "timing" options of every command that times anything."""
+    timing = group(parser, "timing")
+    timing.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: torch's current setting)")
+    timing.add_argument("--quick", action="store_true",
+                        help="fewest timed runs: every output, fast, noisy (latency, guidelines: 1 warm-up and 3 "
+                             "timed runs unless --warmup/--repeats say otherwise)")
+    return timing
+
+
+def add_timing_options(parser: argparse.ArgumentParser) -> None:
+    """The "timing" group of the commands that time models: ``--device`` and the run counts too."""
+    timing = add_run_options(parser)
+    timing.add_argument("--device", default="cpu", metavar="cpu|cuda[:N]", help="where to time (default cpu)")
+    timing.add_argument("--warmup", type=int, metavar="K", help="untimed runs first (default 5; 1 with --quick)")
+    timing.add_argument("--repeats", type=int, metavar="R", help="timed runs (default 20; 3 with --quick)")
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
-    parser.add_argument("--out", metavar="FILE", help="write to FILE (atomically) instead of stdout")
+    """``--format`` and ``--out FILE`` (the format defaults to the file's suffix)."""
+    output = group(parser, "output")
+    suffixes = ", ".join(f"{s} {f}" for s, f in SUFFIX_FORMATS.items())
+    output.add_argument("--format", choices=FORMATS,
+                        help=f"output format (default: from --out's suffix: {suffixes}; else table)")
+    output.add_argument("--out", metavar="FILE",
+                        help="write the output to FILE instead of stdout: a regular file atomically (a symbolic "
+                             "link's target), a FIFO or device in place")
+
+
+def add_out_dir_option(parser: argparse.ArgumentParser, help: str, default: str | None = None) -> None:
+    """``--out-dir DIR``, for a command that writes several files; ``files`` it writes there
+    are named by ``parser.set_defaults(out_dir_files=...)`` so they are checked up front."""
+    group(parser, "output").add_argument("--out-dir", metavar="DIR", default=default, help=help)
+
+
+def prepare_outputs(args: argparse.Namespace) -> None:
+    """Before any work: settle ``--format`` (given, or ``--out``'s suffix, or table) and refuse
+    an ``--out`` or ``--out-dir`` that could not be written (an ``OutputPathError``)."""
+    from archstat.errors import ArchstatError
+
+    out = getattr(args, "out", None)
+    if "format" in args:
+        implied = format_for(out) if out else None
+        if args.format and implied and args.format != implied:
+            raise ArchstatError(f"--format {args.format} contradicts --out {out} (a {implied} file); "
+                                "give one of them, or a matching suffix")
+        args.format = args.format or implied or "table"
+    if out:
+        check_output_file(out)
+    if getattr(args, "out_dir", None):
+        check_output_dir(args.out_dir, getattr(args, "out_dir_files", ()))
+
+
+def require_extra(module: str, extra: str, what: str) -> None:
+    """Refuse ``what`` in one line when the optional ``module`` (of ``archstat[extra]``) is missing."""
+    from archstat.errors import ArchstatError
+
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise ArchstatError(f"{what} needs {module}, which is not installed: pip install 'archstat[{extra}]'") from None
+
+
+def model_names(args: argparse.Namespace) -> list[str]:
+    """The names ``--models`` selects (globs expanded)."""
+    import archstat
+
+    return archstat.resolve_names(args.models)
+
+
+def one_model(args: argparse.Namespace) -> str:
+    """The one model ``--models`` names, for a command that works on one."""
+    from archstat.errors import ArchstatError
+
+    names = model_names(args)
+    if len(names) > 1:
+        shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+        raise ArchstatError(f"archstat {args.command} works on one model; --models {args.models} names "
+                            f"{len(names)} ({shown})")
+    return names[0]
 
 
 def input_shape(args: argparse.Namespace, name: str) -> Any:
@@ -57,7 +200,7 @@ def input_shape(args: argparse.Namespace, name: str) -> Any:
 
 
 def emit(args: argparse.Namespace, text: str) -> None:
-    """Print ``text`` or write it to ``--out`` atomically."""
+    """Print ``text`` or write it to ``--out`` (see :func:`~archstat.reports.writers.write_atomic`)."""
     if args.out:
         with write_atomic(args.out) as fh:
             fh.write(text)
@@ -66,7 +209,7 @@ def emit(args: argparse.Namespace, text: str) -> None:
         sys.stdout.write(text)
 
 
-def tables(args: argparse.Namespace, parts: Sequence[tuple[str, list[dict], Sequence[str]]]) -> str:
+def tables(args: argparse.Namespace, parts: Sequence[Part]) -> str:
     """Render titled tables; machine formats (csv, json) take the first table only."""
     if args.format in ("csv", "json"):
         _, rows, numeric = parts[0]
@@ -97,6 +240,7 @@ def quiet_warnings(fn: Callable[[], T]) -> tuple[T, list[str]]:
 
 
 def warn_lines(lines: Iterable[str]) -> None:
+    """Print each line as a warning on stderr."""
     for line in lines:
         print(f"warning: {line}", file=sys.stderr)
 

@@ -6,8 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from archstat.cli.common import progress, tables
-from archstat.reports.writers import FORMATS, render, write_atomic
+from archstat.cli.common import (add_batch_option, add_out_dir_option, add_output_options, add_timing_options, emit,
+                                 progress, require_extra, tables)
+from archstat.reports.writers import render, write_atomic
+
+#: What ``--out-dir`` receives.
+FILES = ("guidelines.csv", "guidelines.png", "guidelines.pdf")
 
 _NUMERIC = ("MAdds (M)", "mem access (M el.)", "median ms", "IQR ms", "rel speed", "MAC predicts", "paper GPU b/s",
             "paper GPU rel", "paper ARM img/s", "paper ARM rel")
@@ -20,23 +24,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "Tables 1-4): G1 c1:c2 = 1:1..1:12, G2 groups 1..8, G3 1-4 fragments in series/parallel, G4 "
                     "ReLU/shortcut removed, each a block stacked 10 times on 56x56 at equal FLOPs. Each row is "
                     "counted by archstat (madds, FLOPs, memory access), timed here (median of repeated runs, rows "
-                    "interleaved) and shown beside the paper's GPU and ARM speeds. --out DIR writes guidelines.csv "
-                    "(columns experiment,config,madds,flops,mem_access,median_ms,...) and guidelines.png/.pdf.")
-    p.add_argument("--quick", action="store_true", help="small fast run (1 warm-up, 3 repeats)")
-    p.add_argument("--out", metavar="DIR", help="write guidelines.csv, guidelines.png and guidelines.pdf into DIR")
-    p.add_argument("--experiments", default="G1,G2,G3,G4", metavar="G1,...", help="which experiments (default all)")
-    p.add_argument("--platform", choices=("gpu", "arm"), default="gpu",
-                   help="use the channels of the paper's GPU (default, 128-wide) or ARM (32/64-wide) column")
-    p.add_argument("--widths", default="1", metavar="1,2,4", help="the paper's width columns x1, x2, x4 (default 1)")
-    p.add_argument("--paper-channels", action="store_true",
-                   help="use the channels printed in the paper instead of FLOPs-matched ones (FLOPs then differ "
-                        "by up to 5.5%%, as in the paper)")
-    p.add_argument("--device", default="cpu", metavar="cpu|cuda", help="where to run (default cpu)")
-    p.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: torch's current setting)")
-    p.add_argument("--batch", type=int, default=1, metavar="B", help="batch size (default 1)")
-    p.add_argument("--warmup", type=int, metavar="K", help="untimed runs per row (default 5; 1 with --quick)")
-    p.add_argument("--repeats", type=int, metavar="R", help="timed runs per row (default 20; 3 with --quick)")
-    p.add_argument("--format", choices=FORMATS, default="table", help="stdout format (default: table)")
+                    "interleaved) and shown beside the paper's GPU and ARM speeds. --out-dir DIR writes "
+                    "guidelines.csv (columns experiment,config,madds,flops,mem_access,median_ms,...) and "
+                    "guidelines.png/.pdf (needs pip install 'archstat[reports]').")
+    setup = p.add_argument_group("experiments")
+    setup.add_argument("--experiments", default="G1,G2,G3,G4", metavar="G1,...", help="which experiments (default all)")
+    setup.add_argument("--platform", choices=("gpu", "arm"), default="gpu",
+                       help="use the channels of the paper's GPU (default, 128-wide) or ARM (32/64-wide) column")
+    setup.add_argument("--widths", default="1", metavar="1,2,4",
+                       help="the paper's width columns x1, x2, x4 (default 1)")
+    setup.add_argument("--paper-channels", action="store_true",
+                       help="use the channels printed in the paper instead of FLOPs-matched ones (FLOPs then differ "
+                            "by up to 5.5%%, as in the paper)")
+    add_batch_option(p)
+    add_timing_options(p)
+    add_output_options(p)
+    add_out_dir_option(p, help=f"also write {', '.join(FILES)} into DIR (created if missing)")
+    p.set_defaults(out_dir_files=FILES)
     p.set_defaults(handler=run)
 
 
@@ -49,7 +53,8 @@ def _human(row: dict) -> dict:
             "mem access (M el.)": f"{row['mem_access'] / 1e6:.2f}", "median ms": f"{row['median_ms']:.2f}",
             "IQR ms": f"{row['iqr_ms']:.2f}", "rel speed": num(row["rel_speed"], ".2f"),
             "MAC predicts": num(row["mac_rel_speed"], ".2f"),
-            "paper GPU b/s": num(row["paper_gpu_batches_per_s"], "g"), "paper GPU rel": num(row["paper_gpu_rel"], ".2f"),
+            "paper GPU b/s": num(row["paper_gpu_batches_per_s"], "g"),
+            "paper GPU rel": num(row["paper_gpu_rel"], ".2f"),
             "paper ARM img/s": num(row["paper_arm_images_per_s"], "g"),
             "paper ARM rel": num(row["paper_arm_rel"], ".2f")}
 
@@ -74,13 +79,14 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
 
 def run(args: argparse.Namespace) -> int:
     from archstat.errors import ArchstatError
-    from archstat.guidelines.figure import plot_guidelines
     from archstat.guidelines.run import GUIDELINE_COLUMNS, flops_spread_notes, run_experiments
     from archstat.latency.machine import check_device, contention_note
 
     check_device(args.device)
     if args.batch < 1:
         raise ArchstatError(f"--batch must be at least 1, got {args.batch}")
+    if args.out_dir:
+        require_extra("matplotlib", "reports", "the guidelines figure (--out-dir)")
     experiments = tuple(e.strip().upper() for e in args.experiments.split(",") if e.strip())
     rows = run_experiments(experiments, quick=args.quick, widths=_ints(args.widths, "--widths"),
                            platform=args.platform, paper_channels=args.paper_channels, device=args.device,
@@ -94,14 +100,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {busy}", file=sys.stderr)
     if human and notes:
         text += "\n" + "\n".join(f"note: {n}" for n in notes) + "\n"
-    sys.stdout.write(text)
-    sys.stdout.flush()
-    if args.out:
-        out = Path(args.out)
-        if out.exists() and not out.is_dir():
-            raise ArchstatError(f"--out {out} exists and is not a directory")
-        with write_atomic(out / "guidelines.csv") as fh:
+    emit(args, text)
+    if args.out_dir:
+        from archstat.guidelines.figure import plot_guidelines
+
+        out = Path(args.out_dir)
+        with write_atomic(out / FILES[0]) as fh:
             fh.write(render(rows, "csv", columns=GUIDELINE_COLUMNS))
-        written = [out / "guidelines.csv", *plot_guidelines(rows, out / "guidelines", _caption(rows))]
+        written = [out / FILES[0], *plot_guidelines(rows, out / "guidelines", _caption(rows))]
         print(f"archstat: wrote {', '.join(map(str, written))}", file=sys.stderr)
     return 0

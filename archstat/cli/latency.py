@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from archstat.cli.common import add_output_options, emit, report_failures, sweep, tables, warn_lines
+from archstat.cli.common import (add_batch_option, add_model_options, add_output_options, add_timing_options, emit,
+                                 group, model_names, report_failures, sweep, tables, warn_lines)
 
 _NUMERIC = ("batch", "median ms", "IQR ms", "min ms", "max ms", "GFLOPs", "mem access (MB)", "FLOP/B",
             "roofline ms", "mem-bound %", "MFLOPs", "K el.", "KB", "roofline us")
@@ -20,23 +21,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "and library versions, next to the counted FLOPs, memory access (bytes under a stated cache "
                     "model), arithmetic intensity and the roofline estimate max(FLOPs/peak, bytes/bandwidth) "
                     "summed over ops. CSV columns start model,input,batch,device,median_ms,...")
-    p.add_argument("--models", required=True, metavar="NAMES",
-                   help="comma-separated names or globs: shufflenet_v2_x1_0,mobilenet_v2 | 'resnet*'")
-    p.add_argument("--sizes", metavar="HxW,...",
-                   help="comma-separated input sizes, e.g. 224x224,480x640,720x1280 (default: each model's own)")
-    p.add_argument("--batch", type=int, default=1, metavar="B", help="batch size (default 1)")
-    p.add_argument("--device", default="cpu", metavar="cpu|cuda", help="where to run (default cpu)")
-    p.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: torch's current setting)")
-    p.add_argument("--warmup", type=int, default=5, metavar="K", help="untimed runs first (default 5)")
-    p.add_argument("--repeats", type=int, default=20, metavar="R", help="timed runs (default 20)")
-    p.add_argument("--channels-last", action="store_true", help="run in channels_last memory format")
-    p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
-    p.add_argument("--cache-model", choices=("lower-bound", "fused"), default="lower-bound",
-                   help="memory access model: every tensor once per op (default), or BN folded and activations free")
-    p.add_argument("--peak-gflops", type=float, metavar="X", help="peak compute in GFLOP/s (skips calibration)")
-    p.add_argument("--peak-gbs", type=float, metavar="Y", help="peak bandwidth in GB/s (skips calibration)")
-    p.add_argument("--no-roofline", action="store_true", help="skip calibration and the roofline estimate")
-    p.add_argument("--per-layer", action="store_true", help="also print every op on the roofline")
+    add_model_options(p)
+    group(p, "input").add_argument(
+        "--sizes", metavar="HxW,...",
+        help="comma-separated input sizes, e.g. 224x224,480x640,720x1280 (default: each model's own)")
+    add_batch_option(p)
+    add_timing_options(p)
+    timing = group(p, "timing")
+    timing.add_argument("--channels-last", action="store_true", help="run in channels_last memory format")
+    timing.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
+    roofline = p.add_argument_group("roofline")
+    roofline.add_argument("--cache-model", choices=("lower-bound", "fused"), default="lower-bound",
+                          help="memory access model: every tensor once per op (default), or BN folded and "
+                               "activations free")
+    roofline.add_argument("--peak-gflops", type=float, metavar="X", help="peak compute in GFLOP/s (skips calibration)")
+    roofline.add_argument("--peak-gbs", type=float, metavar="Y", help="peak bandwidth in GB/s (skips calibration)")
+    roofline.add_argument("--no-roofline", action="store_true", help="skip calibration and the roofline estimate")
+    roofline.add_argument("--per-layer", action="store_true", help="also print every op on the roofline")
     add_output_options(p)
     p.set_defaults(handler=run)
 
@@ -56,10 +57,9 @@ def _peaks(args: argparse.Namespace):
 
 
 def _cases(args: argparse.Namespace) -> list[tuple[str, Any]]:
-    import archstat
     from archstat.api import resolve_inputs
 
-    names = archstat.resolve_names(args.models)
+    names = model_names(args)
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()] if args.sizes else [None]
     return [(name, resolve_inputs(name, size, args.batch)) for name in names for size in sizes]
 
@@ -99,7 +99,8 @@ def _caption(results, peaks, cache_model: str) -> str:
     lines = [f"device {t.device} ({env['device_name']}), {env['threads']} thread(s) of {env['usable_cores']} usable "
              f"core(s), {t.dtype}{', channels_last' if t.channels_last else ''}; torch {env['torch']}, "
              f"torchvision {env['torchvision']}, Python {env['python']}, {env['os']}",
-             f"median of {t.spread.n} runs after {t.warmup} warm-up runs; memory access: {CACHE_MODEL_TEXT[cache_model]}"]
+             f"median of {t.spread.n} runs after {t.warmup} warm-up runs; "
+             f"memory access: {CACHE_MODEL_TEXT[cache_model]}"]
     if peaks:
         lines.append(f"roofline peaks: {peaks.describe()}")
     return "\n".join(lines)
@@ -112,9 +113,11 @@ def run(args: argparse.Namespace) -> int:
     check_device(args.device)
     cases = _cases(args)
     peaks = _peaks(args)
+    warmup = args.warmup if args.warmup is not None else (1 if args.quick else 5)
+    repeats = args.repeats if args.repeats is not None else (3 if args.quick else 20)
     results, failures, notes = sweep(cases, "timing", lambda case: profile(
         case[0], case[1], peaks=peaks, cache_model=args.cache_model, device=args.device, threads=args.threads,
-        warmup=args.warmup, repeats=args.repeats, channels_last=args.channels_last, dtype=args.dtype),
+        warmup=warmup, repeats=repeats, channels_last=args.channels_last, dtype=args.dtype),
         label=lambda case: case[0])
     busy = contention_note(results[-1].timing.environment) if results else None
     warn_lines(dict.fromkeys(notes + ([busy] if busy else [])))

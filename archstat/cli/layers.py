@@ -1,13 +1,12 @@
-"""``archstat layers MODEL``: the per-op breakdown, by module depth, or by layer type."""
+"""``archstat layers --models MODEL``: the per-op breakdown, by module depth, or by layer type."""
 
 from __future__ import annotations
 
 import argparse
 
-from archstat.cli.common import (add_input_options, add_output_options, emit, input_shape, quiet_warnings, tables,
-                                 warn_lines)
-from archstat.conventions import CONVENTIONS
-from archstat.reports.stats_tables import depth_rows, kind_rows, layer_rows, summary_rows
+from archstat.cli.common import (ONE_MODEL_HELP, Part, add_count_options, add_input_options, add_model_options,
+                                 add_output_options, count_options, emit, input_shape, one_model, quiet_warnings,
+                                 tables, warn_lines)
 
 _NUMERIC = ("params", "MAdds (M)", "FLOPs (M)", "mem access (K el.)", "ops", "MAdds share", "params share",
             "madds", "flops", "mem_access", "uncounted", "params (M)", "MAdds (G)", "FLOPs (G)",
@@ -20,15 +19,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Print every op the counter recorded (qualified name, type, shapes, params, MAdds, FLOPs, "
                     "memory access; ops archstat does not know are marked UNCOUNTED), followed by the share of "
                     "multiply-adds and params per layer type (as in the MobileNet paper, Table 2).")
-    p.add_argument("model", help="model name (zoo, torchvision, timm:<name>)")
-    p.add_argument("--depth", type=int, metavar="N", help="aggregate by module name truncated to N components")
-    p.add_argument("--by-type", action="store_true", help="print only the per-layer-type summary")
-    p.add_argument("--guidelines", action="store_true",
-                   help="ShuffleNet V2 guidelines per building block: G1 c1:c2 balance, G2 groups, G3 fragments, "
-                        "G4 element-wise memory access share")
-    p.add_argument("--convention", choices=CONVENTIONS, default="archstat",
-                   help="count madds as another tool does: paper, torch (FlopCounterMode / 2), fvcore, thop, ptflops")
+    add_model_options(p, help=ONE_MODEL_HELP)
+    view = p.add_argument_group("view")
+    view.add_argument("--depth", type=int, metavar="N", help="aggregate by module name truncated to N components")
+    view.add_argument("--by-type", action="store_true", help="print only the per-layer-type summary")
+    view.add_argument("--guidelines", action="store_true",
+                      help="ShuffleNet V2 guidelines per building block: G1 c1:c2 balance, G2 groups, G3 fragments, "
+                           "G4 element-wise memory access share")
     add_input_options(p)
+    add_count_options(p)
     add_output_options(p)
     p.set_defaults(handler=run)
 
@@ -36,20 +35,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import archstat
     from archstat.errors import ArchstatError
+    from archstat.reports.stats_tables import depth_rows, kind_rows, layer_rows, summary_rows
 
     if args.depth is not None and args.depth < 1:
         raise ArchstatError(f"--depth must be at least 1, got {args.depth}")
-    shape = input_shape(args, args.model)
-    stats, lines = quiet_warnings(lambda: archstat.count(args.model, shape, count_bias=args.bias, device=args.device,
-                                                         convention=args.convention))
+    name = one_model(args)
+    shape = input_shape(args, name)
+    stats, lines = quiet_warnings(lambda: archstat.count(name, shape, **count_options(args)))
     warn_lines(lines)
     human = args.format not in ("csv", "json")
-    by_type = ("by layer type", kind_rows(stats, human), _NUMERIC)
+    by_type: Part = ("by layer type", kind_rows(stats, human), _NUMERIC)
+    parts: list[Part]
     if args.guidelines:
         from archstat.guidelines.report import GUIDELINE_NUMERIC, guideline_report
 
         parts = [(f"{stats.model}: ShuffleNet V2 guidelines per block (arXiv:1807.11164, Sec. 2)",
-                  guideline_report(args.model, stats, human=human), GUIDELINE_NUMERIC)]
+                  guideline_report(name, stats, human=human), GUIDELINE_NUMERIC)]
     elif args.by_type:
         parts = [by_type]
     elif args.depth is not None:

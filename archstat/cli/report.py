@@ -1,9 +1,11 @@
-"""``archstat report``: regenerate the paper tables and figures."""
+"""``archstat report``: regenerate the paper tables and figures (needs ``archstat[reports]``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from archstat.cli.common import add_out_dir_option, add_run_options, require_extra
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -13,18 +15,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "with deltas and flagged discrepancies, as CSV, Markdown and LaTeX, the figures as PNG and PDF, "
                     "and an index README.md. Tables: imagenet_top5, shufflenet_latency, resnet_flops, "
                     "mobilenet_layer_types, shufflenet_complexity, senet_overhead, dw_separable_ratio. Figures: "
-                    "accuracy_vs_madds, latency_vs_cost, layer_type_shares, dw_ratio.")
-    p.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports/)")
+                    "accuracy_vs_madds, latency_vs_cost, layer_type_shares, dw_ratio. Needs matplotlib: "
+                    "pip install 'archstat[reports]'.")
     p.add_argument("--only", action="append", metavar="NAME",
                    help="build only this table or figure (repeatable; a figure builds the tables it needs)")
-    p.add_argument("--quick", action="store_true", help="fewest latency repeats: every output, fast")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for the latency measurements")
+    add_run_options(p)
+    add_out_dir_option(p, default="reports", help="output folder, created if missing (default: reports/)")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    require_extra("matplotlib", "reports", "archstat report")
     from archstat.reports.run import generate
 
-    written = generate(args.out, args.only, args.quick, args.threads)
-    print(f"archstat: wrote {len(written)} files to {args.out}/ (index: {args.out}/README.md)", file=sys.stderr)
+    written = generate(args.out_dir, args.only, args.quick, args.threads)
+    print(f"archstat: wrote {len(written)} files to {args.out_dir}/ (index: {args.out_dir}/README.md)",
+          file=sys.stderr)
     return 0

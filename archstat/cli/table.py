@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from archstat.cli.common import (add_input_options, add_output_options, emit, input_shape, report_failures, sweep,
-                                 tables, warn_lines)
-from archstat.conventions import CONVENTIONS
-from archstat.reports.stats_tables import SUMMARY_NUMERIC, summary_rows
+from archstat.cli.common import (add_count_options, add_input_options, add_model_options, add_output_options,
+                                 count_options, emit, input_shape, model_names, report_failures, sweep, tables,
+                                 warn_lines)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,21 +15,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Count models and print one row each: params (M), multiply-adds (G), FLOPs (G, 2 per "
                     "multiply-add plus element-wise work) and memory access (M elements read and written, and MB "
                     "at fp32). CSV and JSON keep raw integers: model,input,params,madds,flops,mem_access,...")
-    p.add_argument("--models", required=True, metavar="NAMES",
-                   help="comma-separated names or globs: resnet50,se_resnet50 | 'resnet*' | 'timm:seresnet*'")
-    p.add_argument("--convention", choices=CONVENTIONS, default="archstat",
-                   help="count madds as another tool does: paper, torch (FlopCounterMode / 2), fvcore, thop, ptflops")
+    add_model_options(p)
     add_input_options(p)
+    add_count_options(p)
     add_output_options(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import archstat
+    from archstat.reports.stats_tables import SUMMARY_NUMERIC, summary_rows
 
-    names = archstat.resolve_names(args.models)
-    results, failures, notes = sweep(names, "counting", lambda name: archstat.count(
-        name, input_shape(args, name), count_bias=args.bias, device=args.device, convention=args.convention))
+    results, failures, notes = sweep(model_names(args), "counting", lambda name: archstat.count(
+        name, input_shape(args, name), **count_options(args)))
     warn_lines(notes)
     if results:
         rows = summary_rows(results, human=args.format not in ("csv", "json"))

@@ -8,7 +8,8 @@ import fnmatch
 import sys
 from typing import TYPE_CHECKING
 
-from archstat.cli.common import add_output_options, emit, progress, quiet_warnings, tables, warn_lines
+from archstat.cli.common import (Part, add_count_device_option, add_model_options, add_output_options, emit, progress,
+                                 quiet_warnings, tables, warn_lines)
 
 if TYPE_CHECKING:
     from archstat.published import Published
@@ -28,11 +29,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "its paper's input size and print published vs counted, the relative delta, the tolerance with "
                     "its reason and a verdict: ok, finding (a gap archstat cannot explain, recorded in the model's "
                     "metadata), mismatch, stale finding, or unpublished. Exit status 1 on a mismatch or stale finding.")
-    p.add_argument("--models", metavar="NAMES", help="comma-separated zoo names or globs (default: the whole zoo)")
+    add_model_options(p, help="comma-separated zoo names or globs (default: the whole zoo)", required=False)
     p.add_argument("--family", metavar="FAMILY", help="only this family (resnet, shufflenet, mobilenet, ...)")
     p.add_argument("--check", action="store_true", help="count each model and compare with the published figures")
-    p.add_argument("--device", choices=("meta", "cpu"), default="meta",
-                   help="where to run the counts (default meta: no memory; falls back to cpu when needed)")
+    add_count_device_option(p)
     add_output_options(p)
     p.set_defaults(handler=run)
 
@@ -140,7 +140,7 @@ def _check(args: argparse.Namespace, entries: list[ZooEntry], human: bool) -> in
     notes, failures = [], []
     for entry in progress(entries, "counting"):
         try:
-            stats, lines = quiet_warnings(lambda: count_entry(entry, device=args.device))
+            stats, lines = quiet_warnings(lambda: count_entry(entry, device=args.count_device))
         except ArchstatError as exc:
             failures.append(f"{entry.name}: {exc}")
             continue
@@ -148,8 +148,8 @@ def _check(args: argparse.Namespace, entries: list[ZooEntry], human: bool) -> in
         comparisons += [(entry, c) for c in compare(entry, stats)]
     warn_lines(notes)
     if comparisons:
-        parts = [(f"archstat zoo --check: {len(entries)} models, published vs counted at each paper's input size",
-                  [_check_row(entry, c, human) for entry, c in comparisons], _CHECK_NUMERIC)]
+        title = f"archstat zoo --check: {len(entries)} models, published vs counted at each paper's input size"
+        parts: list[Part] = [(title, [_check_row(entry, c, human) for entry, c in comparisons], _CHECK_NUMERIC)]
         explained = [{"model": c.model, "metric": c.metric, "verdict": c.verdict, "why": _explanation(entry, c)}
                      for entry, c in comparisons if c.verdict != "ok" and c.verdict != "unpublished"]
         if human and explained:

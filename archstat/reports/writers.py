@@ -1,8 +1,19 @@
-"""Writing tables: plain text, CSV, Markdown, LaTeX and JSON, always atomically.
+"""Writing tables: plain text, CSV, Markdown, LaTeX and JSON; writing files safely.
 
-:func:`write_atomic` writes to a temporary file beside the target and renames it over
-the target only when everything was written, so an interrupted run never leaves a
-half-written file nor destroys the previous one.
+:func:`write_atomic` writes a regular file through a temporary file beside it, renamed
+over it only when everything was written, so an interrupted run never leaves a
+half-written file nor destroys the previous one. What is not a regular file is never
+replaced: a symbolic link is followed (its target is replaced, the link stays), a FIFO or
+a character device (``/dev/null``, ``/dev/stdout``) is written in place, and a directory
+or any other kind of file is refused. A new file gets the user's umask; a replaced file
+keeps its permissions. Figures go through it too::
+
+    with write_atomic("figure.png", "wb") as fh:
+        fig.savefig(fh, format="png")
+
+:func:`check_output_file` and :func:`check_output_dir` apply the same rules up front, so
+a command refuses an unusable path before it starts minutes of work. Every failure is an
+:class:`OutputPathError` with a one-line message naming the path.
 """
 
 from __future__ import annotations
@@ -10,36 +21,130 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator, Sequence
+from typing import IO, Iterable, Iterator, Sequence
 
-__all__ = ["write_atomic", "render", "FORMATS"]
+from archstat.errors import ArchstatError
+
+__all__ = ["write_atomic", "check_output_file", "check_output_dir", "format_for", "render", "FORMATS",
+           "SUFFIX_FORMATS", "OutputPathError"]
 
 FORMATS = ("table", "csv", "markdown", "latex", "json")
+
+#: The format a file suffix implies (``archstat ... --out t.csv`` writes CSV).
+SUFFIX_FORMATS = {".txt": "table", ".csv": "csv", ".md": "markdown", ".tex": "latex", ".json": "json"}
+
+
+class OutputPathError(ArchstatError):
+    """An output path that cannot be written, or must not be replaced; the message names it."""
+
+
+def format_for(path: str | os.PathLike) -> str | None:
+    """The format ``path``'s suffix implies (:data:`SUFFIX_FORMATS`), or None."""
+    return SUFFIX_FORMATS.get(Path(path).suffix.lower())
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _target(path: str | os.PathLike) -> tuple[Path, bool]:
+    """Where writing ``path`` goes: ``(file, in_place)``. A regular file (or a new one) is the
+    resolved path, symbolic links followed; a FIFO or character device is written in place."""
+    try:
+        mode = os.stat(path).st_mode  # follows symbolic links
+    except FileNotFoundError:  # a new file, or a dangling link: its target
+        return Path(os.path.realpath(path)), False
+    except OSError as exc:
+        raise OutputPathError(f"cannot write {path}: {exc.strerror}") from None
+    if stat.S_ISREG(mode):
+        return Path(os.path.realpath(path)), False
+    if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
+        return Path(path), True
+    raise OutputPathError(f"cannot write {path}: it is {_kind(mode)} (archstat writes regular files, FIFOs and "
+                          "character devices)")
+
+
+def check_output_file(path: str | os.PathLike) -> None:
+    """Raise :class:`OutputPathError` unless :func:`write_atomic` can write ``path``: its
+    folder exists and is writable, and it is not a directory, a socket or a read-only file."""
+    target, in_place = _target(path)
+    if in_place:
+        if not os.access(target, os.W_OK):
+            raise OutputPathError(f"cannot write {path}: permission denied")
+        return
+    folder = target.parent
+    if not folder.is_dir():
+        raise OutputPathError(f"cannot write {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputPathError(f"cannot write {path}: folder {folder} is not writable")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise OutputPathError(f"cannot write {path}: the file is read-only")
+
+
+def check_output_dir(path: str | os.PathLike, files: Iterable[str] = ()) -> None:
+    """Raise :class:`OutputPathError` unless ``files`` can be written into folder ``path``:
+    it is a writable folder, or its nearest existing ancestor is one (it is then created
+    when written); each of ``files`` already there passes :func:`check_output_file`."""
+    folder = Path(path)
+    base = folder
+    while not os.path.lexists(base) and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        where = "it is" if base == folder else f"{base} is"
+        raise OutputPathError(f"cannot write into {path}: {where} not a folder")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise OutputPathError(f"cannot write into {path}: folder {base} is not writable")
+    if base == folder:
+        for name in files:
+            if os.path.lexists(folder / name):
+                check_output_file(folder / name)
 
 
 @contextmanager
 def write_atomic(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
-    """Open a temporary file next to ``path``; on success rename it to ``path``."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    """Open ``path`` for writing (``mode`` ``"w"`` or ``"wb"``): a regular file through a
+    temporary file renamed over it on success; a FIFO or character device in place.
+
+    Raises :class:`OutputPathError` (one line) for a path that cannot be written, or when
+    writing fails (disk full, permissions).
+    """
+    target, in_place = _target(path)
+    encoding, newline = (None, None) if "b" in mode else ("utf-8", "")
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as fh:
-            yield fh
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        if in_place:
+            with open(target, mode, encoding=encoding, newline=newline) as fh:
+                yield fh
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        permissions = _permissions(target)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, mode, encoding=encoding, newline=newline) as fh:
+                yield fh
+            os.chmod(tmp, permissions)  # mkstemp creates 0600
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise OutputPathError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _permissions(target: Path) -> int:
+    """The mode bits for ``target``: an existing file's own, else ``0666`` less the umask."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
 
 
 def _latex_escape(text: str) -> str:

@@ -83,7 +83,7 @@ def test_out_is_written_and_a_failed_run_keeps_the_old_file(capsys, tmp_path) ->
     (["table", "--models", "alexnet", "--input-size", "3x32x32"], "layer 'features.12' (MaxPool2d)"),
     (["table", "--models", "resnet18", "--input-size", "3xtwo"], "not of the form"),
     (["table", "--models", "nothing_matches_*"], "no model matches"),
-    (["layers", "resnet18", "--depth", "0"], "--depth must be at least 1"),
+    (["layers", "--models", "resnet18", "--depth", "0"], "--depth must be at least 1"),
     (["table", "--models", "resnet18", "--batch", "0"], "--batch must be at least 1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, needle) -> None:
@@ -100,12 +100,12 @@ def test_console_script_never_shows_a_traceback() -> None:
 
 def test_layers_per_op_depth_and_type(capsys) -> None:
     stats = archstat.count("resnet18")
-    _, out, _ = run_cli(capsys, "layers", "resnet18", "--format", "csv")
+    _, out, _ = run_cli(capsys, "layers", "--models", "resnet18", "--format", "csv")
     assert len(out.strip().splitlines()) == 1 + len(stats.records)
-    _, out, _ = run_cli(capsys, "layers", "resnet18", "--depth", "1", "--format", "csv")
+    _, out, _ = run_cli(capsys, "layers", "--models", "resnet18", "--depth", "1", "--format", "csv")
     modules = [r["module"] for r in csv.DictReader(io.StringIO(out))]
     assert modules == ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc"]
-    _, out, _ = run_cli(capsys, "layers", "resnet18", "--by-type", "--format", "json")
+    _, out, _ = run_cli(capsys, "layers", "--models", "resnet18", "--by-type", "--format", "json")
     shares = json.loads(out)
     assert sum(r["madds_share"] for r in shares) == pytest.approx(100.0)
     assert shares[0]["kind"] == "conv 3x3"  # ResNet-18's 3x3 convs carry most of the work
@@ -120,5 +120,5 @@ def test_layers_marks_uncounted_ops(capsys, monkeypatch) -> None:
     # registered under a name so the CLI can build it; the table flags the op archstat does not know
     monkeypatch.setitem(ZOO, "fft_probe", ZooEntry(name="fft_probe", builder=FFT, family="test", paper="-",
                                                    arxiv="-", input_size=(3, 8, 8)))
-    code, out, err = run_cli(capsys, "layers", "fft_probe")
+    code, out, err = run_cli(capsys, "layers", "--models", "fft_probe")
     assert code == 0 and "UNCOUNTED" in out and "not counted" in err

@@ -106,5 +106,5 @@ def test_console_script_runs() -> None:
 def test_zoo_models_work_in_table_and_layers(capsys) -> None:
     code, out, _ = run_cli(capsys, "table", "--models", "alexnet_v1,shufflenet_v1_g3_x0_5", "--format", "csv")
     assert code == 0 and [r["input"] for r in csv.DictReader(io.StringIO(out))] == ["1x3x227x227", "1x3x224x224"]
-    code, out, _ = run_cli(capsys, "layers", "lenet5", "--by-type")
+    code, out, _ = run_cli(capsys, "layers", "--models", "lenet5", "--by-type")
     assert code == 0 and "conv" in out

@@ -51,7 +51,7 @@ def test_missing_counters_are_reported_and_the_rest_still_runs(monkeypatch) -> N
 def test_cli_says_which_counters_are_missing(capsys, monkeypatch) -> None:
     for name in ("fvcore.nn", "thop", "ptflops.pytorch_engine"):
         monkeypatch.setitem(sys.modules, name, None)
-    code, out, err = run_cli(capsys, "check", "resnet18", "--input-size", "64x64")
+    code, out, err = run_cli(capsys, "check", "--models", "resnet18", "--input-size", "64x64")
     assert code == 0
     for tool in ("fvcore", "thop", "ptflops"):
         assert f"archstat: {tool} not run: not installed" in err
@@ -84,7 +84,7 @@ def test_the_callers_model_is_left_untouched() -> None:
 
 def test_totals_and_csv(capsys) -> None:
     pytest.importorskip("fvcore", reason="fvcore is an optional counter")
-    code, out, _ = run_cli(capsys, "check", "resnet18", "--input-size", "112x112", "--format", "csv",
+    code, out, _ = run_cli(capsys, "check", "--models", "resnet18", "--input-size", "112x112", "--format", "csv",
                            "--tools", "fvcore,torch")
     rows = {r["tool"]: r for r in csv.DictReader(io.StringIO(out))}
     assert code == 0 and list(rows)[:3] == ["archstat", "fvcore", "torch"]
@@ -106,7 +106,7 @@ def test_check_resnet50_names_the_op_types_behind_the_spread(capsys) -> None:
     twice, + the fc bias); the paper's 3.8 is ResNet v1 (stride in the first 1x1)."""
     for tool in TOOLS:
         pytest.importorskip(TOOLS[tool].package, reason=f"{tool} is an optional counter")
-    code, out, _ = run_cli(capsys, "check", "resnet50")
+    code, out, _ = run_cli(capsys, "check", "--models", "resnet50")
     assert code == 0
     lines = {line.split(" ")[0]: line for line in out.splitlines()
              if " = archstat " in line or line.startswith("paper")}
@@ -137,5 +137,5 @@ def test_bad_arguments(capsys) -> None:
         meta = small()
     with pytest.raises(ArchstatError, match="meta parameters"):
         archstat.check(meta, (1, 3, 8, 8), tools=["torch"])
-    code, _, err = run_cli(capsys, "check", "resnet18", "--tools", "deepspeed")
+    code, _, err = run_cli(capsys, "check", "--models", "resnet18", "--tools", "deepspeed")
     assert code == 2 and err.startswith("archstat: error: unknown tool(s) deepspeed") and len(err.splitlines()) == 1

@@ -15,7 +15,7 @@ HW = 56 * 56
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> tuple[list[dict], object]:
     out = tmp_path_factory.mktemp("guidelines")
-    assert main(["guidelines", "--quick", "--out", str(out), "--format", "csv"]) == 0
+    assert main(["guidelines", "--quick", "--out-dir", str(out), "--format", "csv"]) == 0
     with open(out / "guidelines.csv", newline="") as fh:
         return list(csv.DictReader(fh)), out
 

@@ -121,7 +121,7 @@ def test_module_tree_of_a_name_is_built_on_meta() -> None:
 
 
 def test_layers_guidelines_cli_csv(capsys) -> None:
-    assert main(["layers", "resnet18", "--guidelines", "--format", "csv"]) == 0
+    assert main(["layers", "--models", "resnet18", "--guidelines", "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert list(rows[0])[:3] == ["block", "type", "ops"]
     assert [r["block"] for r in rows if r["type"] == "BasicBlock"][:2] == ["layer1.0", "layer1.1"]
