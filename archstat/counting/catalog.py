@@ -45,7 +45,7 @@ def _summary(formula: str) -> str:
 
 
 def _counts(formula: str) -> str:
-    return "free" if formula == FREE.formula else FORMULAS[formula].counts
+    return "free" if formula == FREE.formula else str(getattr(FORMULAS[formula], "counts"))
 
 
 def catalog() -> list[OpEntry]:

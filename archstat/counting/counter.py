@@ -24,7 +24,7 @@ import itertools
 import warnings
 from collections import Counter
 from dataclasses import replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, cast
 
 import torch
 from torch import nn
@@ -118,7 +118,7 @@ class OpCounter:
         self._module_names = {id(m): name for name, m in self._modules}
         self._owned: dict[int, list[tuple[str, torch.Tensor]]] = {}
         self._stack: list[str] = []
-        self._pending: list[tuple[nn.Module, FormulaCall, OpCost, tuple, list[torch.Tensor]] | None] = []
+        self._pending: list[tuple[nn.Module, FormulaCall, OpCost | None, tuple, list[torch.Tensor]] | None] = []
         self._suppress = 0
         self.bookkeeping = False  # the counter's own tensor calls, never recorded
         self._op_index: Counter[str] = Counter()
@@ -241,11 +241,11 @@ class OpCounter:
             self._pending.append(None)
             return
         if parametrize.is_parametrized(module):  # the weight is computed from its originals: count that too
-            for tensor_name in module.parametrizations:
+            for tensor_name in getattr(module, "parametrizations"):
                 getattr(module, tensor_name)
         try:
             call = rule(module, args, kwargs)
-            op = FREE if call is FREE else call.evaluate(count_bias=self.count_bias)
+            op = None if call is FREE else call.evaluate(count_bias=self.count_bias)
         except ShapeError as exc:
             shapes = format_shape(tuple(tuple(t.shape) for t in flat_tensors(args) + flat_tensors(kwargs)))
             error = InputTooSmallError if isinstance(exc, EmptyOutputError) else InputShapeError
@@ -262,7 +262,7 @@ class OpCounter:
             return
         self._suppress -= 1
         _, call, op, in_shapes, inputs = entry
-        if call is FREE:
+        if op is None:  # FREE
             self.free_ops += 1
             return
         owned = self._owned_params(module)
@@ -301,6 +301,8 @@ class OpCounter:
             return None
         try:
             call = call_handler(name, func, args, kwargs, None)
+            if call is None:
+                return None
             if call is FREE:  # dropout at inference returns its input
                 return call, None, tensors[0]
             op = call.evaluate(count_bias=self.count_bias)
@@ -310,7 +312,7 @@ class OpCounter:
         if _in_place(func, args, kwargs) and tuple(first.shape) == tuple(op.output_shape):
             return call, op, first  # relu_(x), x += y: the result is the input's storage
         dtype = _result_dtype(name, args, tensors)
-        shape = op.output_shape
+        shape = cast(tuple[int, ...], op.output_shape)  # shape-only ops have one output
         channels_last = len(shape) == 4 and first.dim() == 4 and not first.is_contiguous() \
             and first.is_contiguous(memory_format=torch.channels_last)
         out = torch.empty(shape, dtype=dtype, device="meta",

@@ -74,10 +74,8 @@ def _plain_tensors(model: nn.Module) -> list[torch.Tensor]:
 
 
 def _stand_in(t: torch.Tensor, device: str) -> torch.Tensor:
-    if isinstance(t, UninitializedParameter):
-        return UninitializedParameter(requires_grad=t.requires_grad, device=device, dtype=t.dtype)
-    if isinstance(t, UninitializedBuffer):
-        return UninitializedBuffer(requires_grad=t.requires_grad, device=device, dtype=t.dtype)
+    if isinstance(t, (UninitializedParameter, UninitializedBuffer)):  # torch's stubs omit device and dtype
+        return type(t)(requires_grad=t.requires_grad, device=device, dtype=t.dtype)  # type: ignore[call-arg]
     data = torch.empty_like(t, device="meta") if device == "meta" else t.detach().to(device, copy=True)
     if isinstance(t, nn.Parameter):
         return nn.Parameter(data, requires_grad=t.requires_grad)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from archstat.formulas import Category, Cost, Shape
 
@@ -25,7 +26,7 @@ LAYER_COLUMNS = ("name", "module", "type", "kind", "family", "input_shapes", "ou
 TRAIN_COLUMNS = ("backward_madds", "saved_bytes")
 
 
-def format_shape(shape: Shape | tuple | list | dict | None) -> str:
+def format_shape(shape: Any) -> str:
     """``(1, 3, 224, 224)`` -> ``"1x3x224x224"``; several shapes are joined with ``", "``, a
     list of shapes is bracketed (``"[3x800x800]"``) and a dict names its keys (``"x=1x3x8x8"``)."""
     if shape is None:
@@ -83,7 +84,7 @@ class OpRecord:
     counted: bool = True
     call: "FormulaCall | None" = None
     note: str = ""
-    module_class: type | None = None
+    module_class: builtins.type | None = None
     operands: tuple[TensorRef, ...] = ()
     outputs: tuple[TensorRef, ...] = ()
     backward: "Backward | None" = None

@@ -14,6 +14,7 @@ are counted like real ones, as every paper and torchvision count them.
 from __future__ import annotations
 
 from math import prod
+from typing import cast
 
 from archstat.formulas.core import (Category, Cost, IntOrSeq, OpCost, Shape, ShapeError, expand, formula, numel,
                                     with_batch, without_batch)
@@ -82,7 +83,9 @@ def conv(
             raise ShapeError("padding='same' needs stride 1")
         out_spatial = tuple(spatial)
     else:
-        out_spatial = conv_output_size(tuple(spatial), k, s, 0 if padding == "valid" else padding, d)
+        if isinstance(padding, str) and padding != "valid":
+            raise ShapeError(f"padding must be 'valid', 'same' or sizes, not {padding!r}")
+        out_spatial = conv_output_size(tuple(spatial), k, s, 0 if isinstance(padding, str) else padding, d)
     weights = out_channels * (c_in // groups) * prod(k)
     params = weights + (out_channels if bias else 0)
     out_elems = n * out_channels * prod(out_spatial)
@@ -169,7 +172,7 @@ def deform_conv(
     """
     base = conv(input_shape, out_channels, kernel_size, stride, padding, dilation, groups, bias, count_bias)
     n, c_in, *spatial = input_shape
-    out = base.output_shape
+    out = cast(Shape, base.output_shape)  # a conv has one output
     positions = prod(out[2:])
     k = prod(expand(kernel_size, len(spatial), "kernel_size"))
     samples = n * c_in * k * positions

@@ -8,7 +8,7 @@ rank or channel count) by passing the layer's own sizes to the formula.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -43,8 +43,8 @@ def _conv_transpose(m: nn.ConvTranspose2d, args: tuple, kwargs: dict, spatial_di
     output_padding = m.output_padding
     if output_size is not None:  # nn.ConvTranspose derives output_padding from the requested size
         spatial = shape_of(x)[-spatial_dims:]
-        smallest = [(i - 1) * s - 2 * p + d * (k - 1) + 1
-                    for i, s, p, d, k in zip(spatial, m.stride, m.padding, m.dilation, m.kernel_size)]
+        geometry = zip(spatial, m.stride, cast(tuple[int, ...], m.padding), m.dilation, m.kernel_size)
+        smallest = [(i - 1) * s - 2 * p + d * (k - 1) + 1 for i, s, p, d, k in geometry]
         output_padding = tuple(int(o) - s for o, s in zip(list(output_size)[-spatial_dims:], smallest))
     return FormulaCall("conv_transpose", (shape_of(x), m.out_channels, m.kernel_size),
                        dict(stride=m.stride, padding=m.padding, output_padding=output_padding, groups=m.groups,
@@ -61,7 +61,7 @@ def _linear(m: nn.Linear, args: tuple, kwargs: dict) -> FormulaCall:
 def _checked(m: nn.Module, x: torch.Tensor) -> None:
     """torch's own input check of a norm layer (``_check_input_dim``: the rank it accepts)."""
     try:
-        m._check_input_dim(x)
+        getattr(m, "_check_input_dim")(x)
     except ValueError as exc:
         raise ShapeError(str(exc)) from None
 
@@ -181,7 +181,7 @@ def _channel_shuffle(m: nn.ChannelShuffle, args: tuple, kwargs: dict) -> Formula
 @module_handler(nn.PixelShuffle, nn.PixelUnshuffle, formula="copy")
 def _pixel_shuffle(m: nn.Module, args: tuple, kwargs: dict) -> FormulaCall:
     x = _input(args, kwargs)
-    r = getattr(m, "upscale_factor", None) or m.downscale_factor
+    r = int(getattr(m, "upscale_factor", None) or getattr(m, "downscale_factor"))
     *lead, c, h, w = shape_of(x)
     up = isinstance(m, nn.PixelShuffle)
     if up and c % (r * r) or not up and (h % r or w % r):

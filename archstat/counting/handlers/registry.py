@@ -209,7 +209,7 @@ def handler_for_module(module: nn.Module) -> ModuleRule | None:
     for base in cls.__mro__:
         found = MODULE_HANDLERS.get(base)
         if found is not None:
-            return found if cls.forward is base.forward else None
+            return found if cls.forward is getattr(base, "forward", None) else None
     return None
 
 
