@@ -378,7 +378,7 @@ def _run(model: nn.Module, param_names: dict[int, str], inputs: Inputs, where: s
               if param_names.get(id(p), n) not in used}
     notes = list(counter.mismatches)
     if unused:
-        heads = _outermost({n.rpartition(".")[0] for n in unused})
+        heads = _outermost({n.rpartition(".")[0] or n for n in unused})
         notes.append(f"{sum(unused.values()):,} params are never used by the forward pass ({', '.join(heads[:5])}"
                      f"{', ...' if len(heads) > 5 else ''}); they are in params, not in any row")
     tensors = {t.key: t for t in counter.refs([*model.parameters(), *model.buffers()])}

@@ -313,7 +313,7 @@ def summary(rows: list[dict]) -> list[dict]:
             "; ".join(f"{s} x{k}" for s, k in skipped.most_common())),
         fig("compared with FlopCounterMode", compared, len(counted)),
         fig("within 0.5% of FlopCounterMode", within, len(compared),
-            "models outside 0.5%: rows with within_0.5pct False in the per-model CSV"),
+            "outside: " + ", ".join(r["model"] for r in compared if r["within_0.5pct"] != "True")),
         fig("nothing uncounted and within 0.5% of FlopCounterMode", clean, len(compared)),
         {"figure": "seconds of per-model work (count + forward)", "of": "", "percent": "", "detail": "",
          "count": round(sum(float(r["seconds"] or 0) + float(r["torch_seconds"] or 0) for r in rows))},
@@ -352,14 +352,16 @@ def main(argv: list[str] | None = None) -> int:
             madds = f"{int(row['madds']) / 1e9:9.3f} G" if row["madds"] else " " * 11
             print(f"[{i}/{len(todo)} {time.perf_counter() - start:7.0f}s] {name:48s} {row['status']:8s} {madds} "
                   f"uncounted {row['uncounted_ops'] or '-':>3s} params_equal {row['params_equal'] or '-':5s} "
-                  f"torch {row['rel_diff'] or row['torch_status']:>10s} {row['seconds'] or '-'}s + {row['torch_seconds'] or '-'}s"
+                  f"torch {row['rel_diff'] or row['torch_status']:>10s} "
+                  f"{row['seconds'] or '-'}s + {row['torch_seconds'] or '-'}s"
                   + (f"  {row['reason']}" if row["reason"] else ""), flush=True)
     finally:
         pool.stop()
     figures = summary(rows)
     write_rows(Path(args.summary), figures, list(figures[0]))
     for f in figures:
-        print(f"{f['figure']}: {f['count']}/{f['of']} ({f['percent']}%) {f['detail'][:300]}")
+        share = f"/{f['of']} ({f['percent']}%)" if f["of"] != "" else ""
+        print(f"{f['figure']}: {f['count']}{share} {f['detail'][:300]}")
     return 0
 
 

@@ -112,6 +112,7 @@ class OpCounter:
         self.free_ops = 0
         self.mismatches: list[str] = []
         self._param_names = dict(param_names)
+        self._params_by_name = {name: t for t in model.parameters() if (name := param_names.get(id(t)))}
         self._param_views: list[torch.Tensor] = []  # keeps ids of parameter views valid
         self._attributed: set[str] = set()
         self._modules = list(model.named_modules())
@@ -224,6 +225,11 @@ class OpCounter:
 
     # ----------------------------------------------------------------- modules
 
+    def _param_numel(self, name: str) -> int:
+        """Elements of parameter ``name`` (read when used: a lazy one has materialised by then)."""
+        t = self._params_by_name.get(name)
+        return t.numel() if t is not None and not isinstance(t, UninitializedParameter) else 0
+
     def _owned_params(self, module: nn.Module) -> list[tuple[str, int]]:
         """Canonical names and sizes of the parameters of ``module``'s subtree (a handled module
         answers for all of it: nn.MultiheadAttention owns out_proj). Read when the module
@@ -272,9 +278,13 @@ class OpCounter:
                 self._attributed & {p for p, _ in owned}):
             note = f"formula gives {op.cost.params:,} params, module holds {held:,}"
         # the row holds the module's parameters not used before (a parametrization's originals are
-        # used by the rows that compute the weight from them)
-        params = sum(n for p, n in owned if p not in self._attributed)
+        # used by the rows that compute the weight from them), and parameters it takes as input
+        # (a learned query passed to a linear layer)
+        fed = {self._param_names[id(t)] for t in inputs if id(t) in self._param_names} - {p for p, _ in owned}
+        params = sum(n for p, n in owned if p not in self._attributed) + \
+            sum(self._param_numel(p) for p in fed if p not in self._attributed)
         self._attributed.update(p for p, _ in owned)
+        self._attributed.update(fed)
         operands = [*inputs, *module.parameters()]
         read = None
         if self.autocast is not None:  # the module's inner ops read autocast copies: those are saved
@@ -350,7 +360,7 @@ class OpCounter:
                     self._param_views.append(t)
             return
         first_use = {p for p in param_operands if p not in self._attributed}
-        numels = {self._param_names[id(t)]: t.numel() for t in operands if id(t) in self._param_names}
+        numels = {p: self._param_numel(p) for p in set(param_operands)}  # a view's parameter: all of it
         op = planned[1] if planned else None
         if call.formula == "elementwise" and param_operands:
             call = replace(call, kwargs={**call.kwargs, "params": sum(numels[p] for p in set(param_operands))})

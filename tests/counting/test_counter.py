@@ -219,3 +219,47 @@ def test_timm_models_by_name_and_glob() -> None:
     assert stats.params == 11_689_512 and stats.madds == 1_814_073_344
     names = archstat.resolve_names("timm:legacy_seresnet5*")
     assert "timm:legacy_seresnet50" in names and all(n.startswith("timm:legacy_seresnet5") for n in names)
+
+
+class ParamSlices(nn.Module):
+    """A parameter read through two slices (as timm's RotaryEmbeddingMixed reads its frequencies)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.p = nn.Parameter(torch.zeros(2, 4))
+
+    def forward(self, x):
+        return x * self.p[0] + self.p[1]
+
+
+class ExpandedToken(nn.Module):
+    """A class token expanded over the batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tok = nn.Parameter(torch.zeros(1, 1, 8))
+
+    def forward(self, x):
+        return torch.cat([self.tok.expand(x.shape[0], -1, -1), x], 1)
+
+
+class LearnedQuery(nn.Module):
+    """A parameter fed to a module as its input (timm's AttentionPoolLatent)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.latent, self.q = nn.Parameter(torch.zeros(1, 1, 8)), nn.Linear(8, 8)
+
+    def forward(self, x):
+        return self.q(self.latent.expand(x.shape[0], -1, -1)) @ x.transpose(1, 2)
+
+
+@pytest.mark.parametrize("model,shape,rows", [
+    (ParamSlices(), (1, 4), [8, 0]),  # the whole 2x4 parameter at its first use, not the 4 of a slice
+    (ExpandedToken(), (3, 5, 8), [8]),  # the 8 of the token, not the 24 of its expansion over 3 samples
+    (LearnedQuery(), (2, 5, 8), [8 + 64 + 8, 0]),  # the query's 8 in the linear row with its weight and bias
+])
+def test_parameters_used_through_views_or_as_inputs_count_once_where_first_used(model, shape, rows) -> None:
+    stats = archstat.count(model, shape)
+    assert [r.cost.params for r in stats.records] == rows and not stats.unused_params
+    assert sum(rows) == stats.params == sum(p.numel() for p in model.parameters())
