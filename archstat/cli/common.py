@@ -8,7 +8,8 @@ group      options                                                read by
 =========  =====================================================  ==========================
 models     ``--models NAMES``                                      ``model_names``, ``one_model``
 input      ``--input-size``, ``--batch``, ``--input-shape``        ``input_shape``
-counting   ``--count-device meta|cpu``, ``--bias``, ``--convention``  ``count_options``
+counting   ``--count-device meta|cpu``, ``--bias``, ``--convention``,  ``count_options``
+           ``--mode``, ``--optimizer``, ``--dtype``, ``--autocast``
 timing     ``--device cpu|cuda``, ``--threads``, ``--warmup``,      the commands
            ``--repeats``, ``--quick``
 output     ``--format``, ``--out FILE``, ``--out-dir DIR``          ``prepare_outputs``, ``emit``
@@ -31,7 +32,7 @@ from archstat.reports.writers import (FORMATS, SUFFIX_FORMATS, check_output_dir,
                                       render, write_atomic)
 
 __all__ = ["group", "add_model_options", "add_batch_option", "add_input_options", "add_count_device_option",
-           "add_count_options", "add_run_options", "add_timing_options", "add_output_options", "add_out_dir_option",
+           "add_count_options", "add_training_options", "add_run_options", "add_timing_options", "add_output_options", "add_out_dir_option",
            "MODELS_HELP", "ONE_MODEL_HELP", "Part", "model_names", "one_model", "input_shape", "count_options",
            "prepare_outputs", "require_extra", "emit", "tables", "progress", "quiet_warnings", "warn_lines", "sweep",
            "report_failures"]
@@ -99,9 +100,31 @@ def add_count_options(parser: argparse.ArgumentParser) -> None:
                                "ptflops")
 
 
+def add_training_options(parser: argparse.ArgumentParser) -> None:
+    """``--mode``, ``--optimizer``, ``--dtype``, ``--autocast``: what step is counted, in the "counting" group."""
+    from archstat.formulas.training import OPTIMIZERS
+
+    counting = group(parser, "counting")
+    counting.add_argument("--mode", choices=("eval", "train"), default="eval",
+                          help="count an inference forward pass (eval, default) or a training step: forward in "
+                               "training mode, backward and optimizer step, with their memory")
+    counting.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd_momentum",
+                          help="the optimizer of a training step (default sgd_momentum)")
+    counting.add_argument("--dtype", default="float32", metavar="DTYPE",
+                          help="the dtype parameters and activations are in: float32 (default), bfloat16, float16")
+    counting.add_argument("--autocast", metavar="DEVICE:DTYPE",
+                          help="mixed precision as torch.autocast runs it: cuda:float16, cpu:bfloat16 ...")
+
+
 def count_options(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of :func:`archstat.count` that the "counting" group sets."""
-    return {"count_bias": args.bias, "device": args.count_device, "convention": args.convention}
+    from archstat.latency.timing import parse_dtype
+
+    options = {"count_bias": args.bias, "device": args.count_device, "convention": args.convention}
+    if "mode" in args:
+        options.update(mode=args.mode, optimizer=args.optimizer, dtype=parse_dtype(args.dtype),
+                       autocast=args.autocast)
+    return options
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:

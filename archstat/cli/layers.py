@@ -5,19 +5,21 @@ from __future__ import annotations
 import argparse
 
 from archstat.cli.common import (ONE_MODEL_HELP, Part, add_count_options, add_input_options, add_model_options,
-                                 add_output_options, count_options, emit, input_shape, one_model, quiet_warnings,
-                                 tables, warn_lines)
+                                 add_output_options, add_training_options, count_options, emit, input_shape,
+                                 one_model, quiet_warnings, tables, warn_lines)
 
 _NUMERIC = ("params", "MAdds (M)", "FLOPs (M)", "mem access (K el.)", "ops", "MAdds share", "params share",
             "madds", "flops", "mem_access", "uncounted", "params (M)", "MAdds (G)", "FLOPs (G)",
-            "mem access (M el.)", "mem access (MB)")
+            "mem access (M el.)", "mem access (MB)", "bwd MAdds (M)", "saved (KB)", "backward_madds", "saved_bytes",
+            "peak infer (MB)", "backward MAdds (G)", "step GFLOPs", "saved (MB)", "peak train (MB)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "layers", help="per-op breakdown of one model (or by module depth / layer type)",
         description="Print every op the counter recorded (qualified name, type, shapes, params, MAdds, FLOPs, "
-                    "memory access; ops archstat does not know are marked UNCOUNTED), followed by the share of "
+                    "memory access; ops archstat does not know are marked UNCOUNTED; with --mode train also its "
+                    "backward multiply-adds and the activations it saves for backward), followed by the share of "
                     "multiply-adds and params per layer type (as in the MobileNet paper, Table 2).")
     add_model_options(p, help=ONE_MODEL_HELP)
     view = p.add_argument_group("view")
@@ -28,6 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                            "G4 element-wise memory access share")
     add_input_options(p)
     add_count_options(p)
+    add_training_options(p)
     add_output_options(p)
     p.set_defaults(handler=run)
 

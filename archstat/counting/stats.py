@@ -237,9 +237,19 @@ class ModelStats:
             mem_access=("mem_access", "sum"), uncounted=("counted", lambda c: int((~c).sum()))).reset_index()
 
     def summary(self) -> dict:
-        """The model-level figures as plain values (one row of ``archstat table``)."""
-        return {
+        """The model-level figures as plain values (one row of ``archstat table``); a training
+        count adds the backward pass, the optimizer step and the step's memory."""
+        row = {
             "model": self.model, "input": format_shape(self.input_shape), "params": self.params,
             "madds": self.madds, "flops": self.flops, "mem_access": self.mem_access,
             "mem_access_bytes": self.mem_access_bytes, "uncounted": len(self.uncounted), "device": self.device,
+            "peak_infer_bytes": self.peak_infer_bytes,
         }
+        if self.mode == "train":
+            memory = self.memory
+            row.update(mode=self.mode, optimizer=self.optimizer, backward_madds=self.backward_madds,
+                       step_flops=memory.step_flops, params_bytes=memory.params_bytes,
+                       grads_bytes=memory.grads_bytes, state_bytes=memory.state_bytes,
+                       saved_bytes=memory.saved_bytes, peak_train_bytes=memory.peak_train_bytes,
+                       peak_phase=memory.peak_phase)
+        return row

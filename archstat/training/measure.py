@@ -21,9 +21,12 @@ CPU), as the estimate assumes.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -32,7 +35,7 @@ from archstat.counting.inputs import SEED, inputs_from_shapes
 from archstat.counting.shadow import shadow_copy
 from archstat.errors import ArchstatError
 
-__all__ = ["StepMeasurement", "measure_step", "make_optimizer", "check_dtype"]
+__all__ = ["StepMeasurement", "measure_step", "measure_forward", "make_optimizer", "check_dtype"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ class StepMeasurement:
     saved_bytes: int
     saved_by_module: dict[str, int] = field(default_factory=dict)
     method: str = ""
+    params_bytes: int = 0
+    state_bytes: int = 0
 
 
 def make_optimizer(name: str, params: list[nn.Parameter]) -> torch.optim.Optimizer:
@@ -93,11 +98,9 @@ def _nbytes(tensors) -> int:
     return sum(seen.values())
 
 
-def measure_step(model_or_name: nn.Module | str, input_shape: Any = None, *, optimizer: str = "sgd_momentum",
-                 device: str = "cpu", dtype: torch.dtype = torch.float32, autocast: torch.dtype | None = None,
-                 model_kwargs: dict[str, Any] | None = None) -> StepMeasurement:
-    """Measure one training step of a model (see the module docstring); ``autocast``: the forward
-    pass under ``torch.autocast(device, autocast)``."""
+def _prepared(model_or_name: nn.Module | str, input_shape: Any, device: str, dtype: torch.dtype,
+              model_kwargs: dict[str, Any] | None) -> tuple[str, nn.Module, Any, tuple, dict]:
+    """The model (built with random weights, or a copy of the caller's) and its inputs on ``device``."""
     from archstat.latency.machine import check_device
     from archstat.models import create_model, input_spec
 
@@ -113,14 +116,56 @@ def measure_step(model_or_name: nn.Module | str, input_shape: Any = None, *, opt
         name = type(model_or_name).__name__
         model = shadow_copy(model_or_name, "cpu")[0]
         shape = input_shape if input_shape is not None else (1, 3, 224, 224)
-    model = model.to(device=device, dtype=dtype).train()
+    model = model.to(device=device, dtype=dtype)
+    inputs = inputs_from_shapes(shape)
+    args, kwargs = inputs.materialise(device)
+    return name, model, inputs.shapes, _floating(args, dtype), {k: _floating(v, dtype) for k, v in kwargs.items()}
+
+
+def _peak_of(run: Callable[[], None], device: str, baseline: int) -> tuple[int, str]:
+    """The peak bytes while ``run()`` runs, from ``baseline`` bytes alive at its start."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        start = torch.cuda.memory_allocated()
+        run()
+        torch.cuda.synchronize()
+        return baseline + torch.cuda.max_memory_allocated() - start, "torch.cuda.max_memory_allocated"
+    return baseline + _cpu_peak_delta(run), "CPU profiler memory events"
+
+
+def measure_forward(model_or_name: nn.Module | str, input_shape: Any = None, *, device: str = "cpu",
+                    dtype: torch.dtype = torch.float32, model_kwargs: dict[str, Any] | None = None
+                    ) -> StepMeasurement:
+    """Measure the peak memory of one inference forward pass (eval mode, no grad) after a warm-up one."""
+    from archstat.counting.counter import flat_tensors
+
+    name, model, shapes, args, kwargs = _prepared(model_or_name, input_shape, device, dtype, model_kwargs)
+    model.eval()
+
+    def forward() -> None:
+        with torch.no_grad():
+            model(*args, **kwargs)
+
+    forward()
+    params = _nbytes([*model.parameters(), *model.buffers()])
+    baseline = _nbytes([*model.parameters(), *model.buffers(), *flat_tensors((args, kwargs))])
+    peak, method = _peak_of(forward, device, baseline)
+    return StepMeasurement(name, shapes, device, str(dtype).removeprefix("torch."), "", peak, baseline, 0, {},
+                           method, params)
+
+
+def measure_step(model_or_name: nn.Module | str, input_shape: Any = None, *, optimizer: str = "sgd_momentum",
+                 device: str = "cpu", dtype: torch.dtype = torch.float32, autocast: torch.dtype | None = None,
+                 model_kwargs: dict[str, Any] | None = None) -> StepMeasurement:
+    """Measure one training step of a model (see the module docstring); ``autocast``: the forward
+    pass under ``torch.autocast(device, autocast)``."""
+    name, model, shapes, args, kwargs = _prepared(model_or_name, input_shape, device, dtype, model_kwargs)
+    model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise ArchstatError(f"{name}: a training step needs parameters that require grad; all are frozen")
     opt = make_optimizer(optimizer, trainable)
-    inputs = inputs_from_shapes(shape)
-    args, kwargs = inputs.materialise(device)
-    args, kwargs = _floating(args, dtype), {k: _floating(v, dtype) for k, v in kwargs.items()}
 
     def forward() -> Any:
         if autocast is None:
@@ -139,19 +184,12 @@ def measure_step(model_or_name: nn.Module | str, input_shape: Any = None, *, opt
     from archstat.counting.counter import flat_tensors
 
     state = [t for s in opt.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
+    params = _nbytes([*model.parameters(), *model.buffers()])
     baseline = _nbytes([*model.parameters(), *model.buffers(), *state, *flat_tensors((args, kwargs))])
     opt.zero_grad(set_to_none=True)
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        start = torch.cuda.memory_allocated()
-        step()
-        torch.cuda.synchronize()
-        peak, method = baseline + torch.cuda.max_memory_allocated() - start, "torch.cuda.max_memory_allocated"
-    else:
-        peak, method = baseline + _cpu_peak_delta(step), "CPU profiler memory events"
-    return StepMeasurement(name, inputs.shapes, device, str(dtype).removeprefix("torch."), optimizer, peak, baseline,
-                           saved, dict(saved_by_module), method)
+    peak, method = _peak_of(step, device, baseline)
+    return StepMeasurement(name, shapes, device, str(dtype).removeprefix("torch."), optimizer, peak, baseline, saved,
+                           dict(saved_by_module), method, params, _nbytes(state) if state else 0)
 
 
 def _floating(value: Any, dtype: torch.dtype) -> Any:
@@ -197,13 +235,29 @@ def _saved_in_forward(model: nn.Module, args: tuple, kwargs: dict,
     return by_module, sum(seen.values())
 
 
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """The profiler's C++ side prints start/stop lines to file descriptor 2: send them to /dev/null."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _cpu_peak_delta(step: Callable[[], None]) -> int:
     """The highest running sum of CPU allocations minus frees during ``step()`` (bytes)."""
     import warnings
 
     from torch.profiler import ProfilerActivity, profile
 
-    with warnings.catch_warnings():
+    os.environ.setdefault("KINETO_LOG_LEVEL", "5")
+    with warnings.catch_warnings(), _native_stderr_silenced():
         warnings.simplefilter("ignore")
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             step()
