@@ -32,10 +32,11 @@ from archstat.reports.writers import (FORMATS, SUFFIX_FORMATS, check_output_dir,
                                       render, write_atomic)
 
 __all__ = ["group", "add_model_options", "add_batch_option", "add_input_options", "add_count_device_option",
-           "add_count_options", "add_training_options", "add_run_options", "add_timing_options", "add_output_options", "add_out_dir_option",
-           "MODELS_HELP", "ONE_MODEL_HELP", "Part", "model_names", "one_model", "input_shape", "count_options",
-           "prepare_outputs", "require_extra", "emit", "tables", "progress", "quiet_warnings", "warn_lines", "sweep",
-           "report_failures"]
+           "add_count_options", "add_training_options", "add_dtype_option", "add_device_option",
+           "add_per_layer_option", "add_run_options", "add_timing_options", "add_output_options",
+           "add_out_dir_option", "MODELS_HELP", "ONE_MODEL_HELP", "Part", "model_names", "one_model", "input_shape",
+           "count_options", "prepare_outputs", "require_extra", "emit", "tables", "progress", "quiet_warnings",
+           "warn_lines", "sweep", "report_failures"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -110,10 +111,29 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                                "training mode, backward and optimizer step, with their memory")
     counting.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd_momentum",
                           help="the optimizer of a training step (default sgd_momentum)")
-    counting.add_argument("--dtype", default="float32", metavar="DTYPE",
-                          help="the dtype parameters and activations are in: float32 (default), bfloat16, float16")
+    add_dtype_option(parser, "counting")
     counting.add_argument("--autocast", metavar="DEVICE:DTYPE",
                           help="mixed precision as torch.autocast runs it: cuda:float16, cpu:bfloat16 ...")
+
+
+def add_dtype_option(parser: argparse.ArgumentParser, group_title: str) -> None:
+    """``--dtype``: the dtype parameters, inputs and activations are in (a count's, a timing's)."""
+    group(parser, group_title).add_argument(
+        "--dtype", default="float32", metavar="DTYPE",
+        help="the dtype parameters, inputs and activations are in: float32 (default), bfloat16, float16")
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    """``--device``: where a model runs for real (timing, measured memory)."""
+    group(parser, "timing").add_argument("--device", default="cpu", metavar="cpu|cuda[:N]",
+                                         help="where the model runs for real: cpu (default) or cuda[:N]")
+
+
+def add_per_layer_option(parser: argparse.ArgumentParser, group_title: str = "output") -> None:
+    """``--per-layer``: add one row per layer to a model-level result."""
+    group(parser, group_title).add_argument(
+        "--per-layer", action="store_true",
+        help="also one row per layer (latency: every op on the roofline; memory: every module's saved activations)")
 
 
 def count_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -140,7 +160,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
 def add_timing_options(parser: argparse.ArgumentParser) -> None:
     """The "timing" group of the commands that time models: ``--device`` and the run counts too."""
     timing = add_run_options(parser)
-    timing.add_argument("--device", default="cpu", metavar="cpu|cuda[:N]", help="where to time (default cpu)")
+    add_device_option(parser)
     timing.add_argument("--warmup", type=int, metavar="K", help="untimed runs first (default 5; 1 with --quick)")
     timing.add_argument("--repeats", type=int, metavar="R", help="timed runs (default 20; 3 with --quick)")
 

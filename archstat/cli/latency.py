@@ -6,8 +6,9 @@ import argparse
 import sys
 from typing import Any
 
-from archstat.cli.common import (add_batch_option, add_model_options, add_output_options, add_timing_options, emit,
-                                 group, model_names, report_failures, sweep, tables, warn_lines)
+from archstat.cli.common import (add_batch_option, add_dtype_option, add_model_options, add_output_options,
+                                 add_per_layer_option, add_timing_options, emit, group, model_names, report_failures,
+                                 sweep, tables, warn_lines)
 
 _NUMERIC = ("batch", "median ms", "IQR ms", "min ms", "max ms", "GFLOPs", "mem access (MB)", "FLOP/B",
             "roofline ms", "mem-bound %", "MFLOPs", "K el.", "KB", "roofline us")
@@ -29,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_timing_options(p)
     timing = group(p, "timing")
     timing.add_argument("--channels-last", action="store_true", help="run in channels_last memory format")
-    timing.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
+    add_dtype_option(p, "timing")
     roofline = p.add_argument_group("roofline")
     roofline.add_argument("--cache-model", choices=("lower-bound", "fused"), default="lower-bound",
                           help="memory access model: every tensor once per op (default), or BN folded and "
@@ -37,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     roofline.add_argument("--peak-gflops", type=float, metavar="X", help="peak compute in GFLOP/s (skips calibration)")
     roofline.add_argument("--peak-gbs", type=float, metavar="Y", help="peak bandwidth in GB/s (skips calibration)")
     roofline.add_argument("--no-roofline", action="store_true", help="skip calibration and the roofline estimate")
-    roofline.add_argument("--per-layer", action="store_true", help="also print every op on the roofline")
+    add_per_layer_option(p, "roofline")
     add_output_options(p)
     p.set_defaults(handler=run)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from archstat.cli.common import (ONE_MODEL_HELP, add_input_options, add_model_options, add_output_options,
-                                 add_training_options, emit, group, input_shape, one_model, quiet_warnings, tables,
-                                 warn_lines)
+from archstat.cli.common import (ONE_MODEL_HELP, add_device_option, add_input_options, add_model_options,
+                                 add_output_options, add_per_layer_option, add_training_options, emit, input_shape,
+                                 one_model, quiet_warnings, tables, warn_lines)
 
 _NUMERIC = ("estimated (MB)", "measured (MB)", "delta (MB)", "delta %", "estimated", "measured", "delta")
 
@@ -25,10 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_model_options(p, help=ONE_MODEL_HELP)
     add_input_options(p)
     add_training_options(p)
-    group(p, "timing").add_argument("--device", default="cpu", metavar="cpu|cuda[:N]",
-                                    help="where to run the measured pass (default cpu)")
-    group(p, "output").add_argument("--per-layer", action="store_true",
-                                    help="also the activations each module saves, estimated vs measured")
+    add_device_option(p)
+    add_per_layer_option(p)
     add_output_options(p)
     p.set_defaults(handler=run)
 

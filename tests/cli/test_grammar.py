@@ -52,11 +52,12 @@ def test_every_command_is_registered() -> None:
 
 
 @pytest.mark.parametrize("option,commands", [
-    ("--models", {"table", "layers", "latency", "zoo", "check"}),
+    ("--models", {"table", "layers", "memory", "latency", "zoo", "check"}),
     ("--count-device", {"table", "layers", "zoo"}),  # where counting runs: meta or cpu
-    ("--device", {"latency", "guidelines"}),  # where timing runs: cpu or cuda
-    ("--out", {"table", "layers", "ops", "latency", "guidelines", "zoo", "check"}),  # one file
-    ("--format", {"table", "layers", "ops", "latency", "guidelines", "zoo", "check"}),
+    ("--device", {"memory", "latency", "guidelines"}),  # where real passes run: cpu or cuda
+    ("--mode", {"table", "layers", "memory"}),  # an inference pass or a training step
+    ("--out", {"table", "layers", "memory", "ops", "latency", "guidelines", "zoo", "check"}),  # one file
+    ("--format", {"table", "layers", "memory", "ops", "latency", "guidelines", "zoo", "check"}),
     ("--out-dir", {"guidelines", "report"}),  # a folder
     ("--debug", set(COMMANDS)),
 ])
