@@ -1,4 +1,4 @@
-"""How other counters count: archstat's per-op records re-evaluated under each tool's rules.
+"""How counters count: archstat's per-op records re-evaluated under each tool's rules.
 
 fvcore, thop, ptflops, torch's ``FlopCounterMode`` and the papers agree on what one
 multiply-add of a convolution or a matrix product is. They differ in
@@ -11,136 +11,36 @@ multiply-add of a convolution or a matrix product is. They differ in
 * **units**: ``FlopCounterMode`` reports 2 FLOPs per multiply-add, the others one
   "MAC" or "flop" per multiply-add.
 
-A :class:`Convention` turns one :class:`~archstat.counting.stats.OpRecord` into what
-that tool counts for it, in multiply-add equivalents, split by op type. It never keeps
-a formula of its own: the multiply-adds come from the record's own formula,
-re-evaluated through ``record.call.evaluate(count_bias=...)``, and the extra work is a
-per-element rate applied to the record's shapes. A convention describes what the tool
-*means* to count. Where a tool miscounts by its own rules (thop multiplying a transposed
-conv by its output size, fvcore skipping an attention op it cannot parse, ptflops
-counting a ReLU twice) that is a bug, which ``archstat check`` flags layer by layer; it is
-never folded into a convention.
+A :class:`~archstat.tools.rules.Convention` turns one
+:class:`~archstat.counting.stats.OpRecord` into what that counter counts for it. This
+module is the registry: archstat's own convention and the papers' are defined here, each
+external tool's in its own module of :mod:`archstat.tools` (with the release its rules
+were read from and the known bugs it reproduces). A convention describes what the tool
+*means* to count; where a tool miscounts by its own rules (thop multiplying a transposed
+conv by its output size, ptflops counting a ReLU twice) that is a bug, which ``archstat
+check`` flags layer by layer, never folded into a convention.
 
-The rules were read from the sources of fvcore 0.1.5.post20221221
-(``fvcore/nn/flop_count.py``, ``jit_handles.py``), thop 0.1.1.post2209072238
-(``thop/profile.py``, ``vision/basic_hooks.py``, ``vision/calc_func.py``), ptflops 0.7.5
-(``pytorch_ops.py``, ``pytorch_engine.py``; its default "pytorch" backend) and torch 2.14
-(``torch/utils/flop_counter.py``), and checked against them by ``tests/crosscheck``.
+What a paper counts is defined here once: the ``paper`` convention (which work is a
+multiply-add) and :class:`PaperScope` (what a published figure includes: the FC layer,
+BN's gamma/beta, biases), which ``archstat zoo --check`` and the report tables use.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from math import prod
-from typing import TYPE_CHECKING, Callable
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from archstat.errors import ArchstatError
 from archstat.formulas import Cost
+from archstat.tools import TOOL_MODULES
+from archstat.tools.rules import (BIAS, MULTIPLY_ADD_TYPES, Convention, KnownBug, Parts, multiply_adds_only,
+                                  op_type)
 
 if TYPE_CHECKING:
     from archstat.counting.stats import ModelStats, OpRecord
 
 __all__ = ["Convention", "KnownBug", "CONVENTIONS", "convention", "components", "intended", "record_madds",
-           "total_madds", "apply_convention", "op_type", "MULTIPLY_ADD_TYPES", "BIAS"]
-
-#: Op type of each multiply-add formula (the work every counter means to count).
-MULTIPLY_ADD_TYPES = {"conv": "conv", "conv_transpose": "conv transpose", "deform_conv": "conv", "linear": "linear",
-                      "matmul": "matmul", "einsum": "einsum", "sdpa": "attention", "mha": "attention",
-                      "rnn": "recurrent", "rnn_cell": "recurrent"}
-
-#: The op type of bias additions, split off the conv / linear they belong to.
-BIAS = "bias"
-
-_SOFTMAX = frozenset({"softmax", "log_softmax", "softmin"})
-_NORMS = {"layer_norm": "layer norm", "rms_norm": "layer norm", "group_norm": "group norm",
-          "local_response_norm": "local response norm", "batch_norm": "batch norm", "instance_norm": "instance norm"}
-
-Parts = dict[str, int]
-Rule = Callable[["OpRecord"], Parts]
-
-
-def op_type(record: "OpRecord") -> str:
-    """The op type a record's work is reported under in the reconciliation: ``"conv"``,
-    ``"batch norm"``, ``"activation"``, ``"max pool"``, ``"element-wise"``, ``"uncounted"`` ...
-    read from the record's formula and category."""
-    call, category = record.call, record.category
-    if call is None or category is None or not record.counted:
-        return "uncounted"
-    if call.formula in MULTIPLY_ADD_TYPES:
-        return MULTIPLY_ADD_TYPES[call.formula]
-    family, op = category.family, category.op
-    if family == "norm":
-        return _NORMS.get(op, op.replace("_", " "))
-    if family == "pool":
-        return op.replace("_", " ")
-    if family == "activation":
-        return "activation"
-    if family == "elementwise":
-        return "softmax" if op in _SOFTMAX else "element-wise"
-    if family == "data_movement":
-        return "data movement"
-    if family == "resample" and op.startswith("interpolate"):
-        return "interpolate"
-    return family
-
-# --------------------------------------------------------------------------- building blocks
-
-
-def _in(record: "OpRecord") -> int:
-    """Elements of the record's first input (what per-input-element rates multiply)."""
-    return prod(record.input_shapes[0]) if record.input_shapes else 0
-
-
-def _out(record: "OpRecord") -> int:
-    """Elements of the record's (first) output."""
-    shape = record.output_shape
-    if shape and isinstance(shape[0], tuple):
-        shape = shape[0]
-    return prod(shape)
-
-
-def _multiply_adds(record: "OpRecord", bias: bool) -> Parts:
-    """The record's multiply-adds through its own formula, bias additions split off as
-    :data:`BIAS` (kept only when ``bias``)."""
-    call = record.call
-    if call is None or call.formula not in MULTIPLY_ADD_TYPES:
-        return {}
-    plain = call.evaluate(count_bias=False).cost.madds
-    parts = {MULTIPLY_ADD_TYPES[call.formula]: plain}
-    if bias:
-        extra = call.evaluate(count_bias=True).cost.madds - plain
-        if extra:
-            parts[BIAS] = extra
-    return parts
-
-
-def _affine(record: "OpRecord") -> bool:
-    kwargs = record.call.kwargs if record.call else {}
-    return bool(kwargs.get("affine", kwargs.get("elementwise_affine", True)))
-
-
-def _rate(per_element: int, affine: int | None = None, of: str = "input") -> Callable[["OpRecord"], int]:
-    """``per_element`` units per input (or output) element; ``affine`` per element instead
-    when the layer is affine (a norm with gamma and beta)."""
-
-    def rule(record: "OpRecord") -> int:
-        n = _in(record) if of == "input" else _out(record)
-        return n * (affine if affine is not None and _affine(record) else per_element)
-
-    return rule
-
-
-def _module_rules(table: dict[tuple[type, ...], Callable[["OpRecord"], int]]) -> dict[type, Callable]:
-    return {cls: rule for classes, rule in table.items() for cls in classes}
-
-
-def _with_type(record: "OpRecord", value: int) -> Parts:
-    return {op_type(record): value} if value else {}
-
-
-# --------------------------------------------------------------------------- the conventions
+           "total_madds", "apply_convention", "op_type", "MULTIPLY_ADD_TYPES", "BIAS", "PaperScope", "final_fc"]
 
 
 def _archstat(record: "OpRecord") -> Parts:
@@ -152,163 +52,6 @@ def _archstat(record: "OpRecord") -> Parts:
     return {kind: plain, BIAS: record.cost.madds - plain} if record.cost.madds != plain else {kind: plain}
 
 
-def _multiply_adds_only(record: "OpRecord") -> Parts:
-    return _multiply_adds(record, bias=False)
-
-
-#: fvcore counts by aten op on a JIT trace: no bias; aten::batch_norm 2 per element in eval
-#: mode when affine (1 without), and in training mode (batch statistics, as weight
-#: standardisation computes them on a conv's weight) 5 per element when affine (4 without),
-#: like layer / group / instance norm; 1 per input element of aten::adaptive_avg_pool2d, 1
-#: per output element of aten::upsample_nearest2d and 4 of aten::upsample_bilinear2d;
-#: nothing else (aten::lstm, aten::gru: no handle).
-_FVCORE_INTERPOLATION = {"nearest": 1, "bilinear": 4}
-
-
-def _fvcore(record: "OpRecord") -> Parts:
-    call, category = record.call, record.category
-    if call is None or category is None:
-        return {}
-    if call.formula in ("rnn", "rnn_cell"):
-        return {}
-    parts = _multiply_adds(record, bias=False)
-    if parts:
-        return parts
-    if category.op == "batch_norm" and not call.kwargs.get("training", False):
-        value = _rate(1, affine=2)(record)
-    elif category.op in ("batch_norm", "instance_norm", "group_norm", "layer_norm"):
-        value = _rate(4, affine=5)(record)
-    elif category.op == "adaptive_avg_pool" and call.kwargs.get("spatial_dims") == 2:
-        value = _in(record)
-    elif call.formula == "interpolate" and len(record.output_shape) == 4:
-        value = _out(record) * _FVCORE_INTERPOLATION.get(call.kwargs.get("mode", "nearest"), 0)
-    else:
-        value = 0
-    return _with_type(record, value)
-
-
-def _string_padding(record: "OpRecord") -> bool:
-    """A convolution given ``padding="same"`` or ``"valid"``: traced as aten::_convolution_mode."""
-    return record.call is not None and record.call.formula == "conv" and isinstance(
-        record.call.kwargs.get("padding"), str)
-
-
-def _thop_adaptive_avg(record: "OpRecord") -> int:
-    """thop: ``int((prod(in_i / out_i) + 1) * numel(out))`` in floating point, as thop computes it."""
-    spatial_in, spatial_out = record.call.args[0][2:], record.output_shape[2:]
-    kernel = prod(i / o for i, o in zip(spatial_in, spatial_out))
-    return int((kernel + 1) * _out(record))
-
-
-_THOP_UPSAMPLE = {"nearest": 1, "linear": 5, "bilinear": 11, "bicubic": 259}
-
-#: thop counts nn.Module layers by exact class (``type(m) in register_hooks``): a subclass,
-#: and every functional call, is invisible to it. Per-element rates of its rules:
-_THOP_MODULES = _module_rules({
-    (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.LayerNorm, nn.InstanceNorm1d,
-     nn.InstanceNorm2d, nn.InstanceNorm3d): _rate(2, affine=4),
-    (nn.PReLU,): _rate(1),
-    (nn.Softmax,): _rate(3),  # exp, add, divide per element (thop's n - 1 adds per row: -1 per row not modelled)
-    (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d): _rate(1, of="output"),
-    (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d): _thop_adaptive_avg,
-    (nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d):
-        lambda r: _out(r) * _THOP_UPSAMPLE.get(r.call.kwargs.get("mode", "nearest"), 0),
-})
-
-
-def _thop(record: "OpRecord") -> Parts:
-    parts = _multiply_adds(record, bias=False)
-    if parts or record.call is None:
-        return parts
-    rule = _THOP_MODULES.get(record.module_class)
-    return _with_type(record, rule(record)) if rule else {}
-
-
-#: ptflops (pytorch backend) counts nn.Module layers by exact class through forward hooks,
-#: plus calls of the torch functions it patches during the run (F.relu, F.gelu, F.silu,
-#: F.softmax, the F.*pool*d functions, F.interpolate, torch.matmul / mm / bmm ...). A
-#: module without a hook whose forward calls a patched function is counted through it.
-_PTFLOPS_MODULES = _module_rules({
-    (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d,
-     nn.GroupNorm): _rate(1, affine=2),
-    (nn.LayerNorm,): _rate(1),  # its hook doubles for `affine`, an attribute LayerNorm does not have
-    (nn.ReLU, nn.PReLU, nn.ELU, nn.LeakyReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Softmax, nn.Softmax2d):
-        _rate(1, of="output"),
-    (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveMaxPool1d,
-     nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d):
-        _rate(1),
-    (nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d): _rate(1, of="output"),
-})
-
-_PTFLOPS_FUNCTIONS = {name: _rate(1) for name in (
-    "relu", "prelu", "elu", "relu6", "gelu", "silu", "softmax",
-    *(f"{kind}_pool{nd}d" for kind in ("max", "avg", "adaptive_avg", "adaptive_max") for nd in (1, 2, 3)))}
-_PTFLOPS_FUNCTIONS.update(interpolate=_rate(1, of="output"), upsample=_rate(1, of="output"))
-
-
-def _ptflops_attention(record: "OpRecord") -> Parts:
-    """ptflops's nn.MultiheadAttention hook: projections and attention with their biases,
-    plus one per attention score (softmax) and one per query element (the q scaling)."""
-    parts = _multiply_adds(record, bias=True)
-    plain = record.call.evaluate(count_bias=False).cost
-    parts["attention softmax"] = plain.flops - 2 * plain.madds
-    parts["attention q scaling"] = prod(record.call.args[0])
-    return parts
-
-
-def _ptflops(record: "OpRecord") -> Parts:
-    if record.call is None:
-        return {}
-    if record.call.formula == "mha":
-        return _ptflops_attention(record)
-    parts = _multiply_adds(record, bias=True)
-    if parts:
-        return parts
-    rule = _PTFLOPS_MODULES.get(record.module_class) if record.module_class is not None \
-        else _PTFLOPS_FUNCTIONS.get(record.type)
-    return _with_type(record, rule(record)) if rule else {}
-
-
-@dataclass(frozen=True)
-class KnownBug:
-    """An op a tool means to count and drops, reproduced by its convention (so a count under
-    that convention gives what the tool gives) and flagged by ``archstat check``.
-
-    ``applies(record)`` says whether the op is one it drops; ``why`` is the flag's text;
-    ``checked`` the tool version the behaviour was observed in.
-    """
-
-    applies: Callable[["OpRecord"], bool]
-    why: str
-    checked: str
-
-
-@dataclass(frozen=True)
-class Convention:
-    """What one counter counts, as a rule over archstat's records.
-
-    ``rule(record)`` gives the multiply-add equivalents the tool means to count for that
-    op, by op type; ``bugs`` are the ops it drops although its rules count them (the
-    convention drops them too, and ``check`` flags them). ``per_madd`` is how many units
-    the tool reports per multiply-add (2 for ``FlopCounterMode``'s FLOPs, 1 for the
-    others). ``rules`` lists, for the docs and ``archstat check``, what the tool counts
-    beyond multiply-adds.
-    """
-
-    name: str
-    tool: str
-    reports: str
-    per_madd: int
-    summary: str
-    rules: tuple[str, ...]
-    rule: Rule
-    bugs: tuple[KnownBug, ...] = ()
-
-    def bug(self, record: "OpRecord") -> KnownBug | None:
-        """The known bug that makes the tool drop ``record``, if any."""
-        return next((b for b in self.bugs if b.applies(record)), None)
-
-
 CONVENTIONS: dict[str, Convention] = {c.name: c for c in (
     Convention("archstat", "archstat", "multiply-adds", 1,
                "multiply-adds of conv, linear, matmul, einsum and attention; bias additions only with count_bias",
@@ -316,41 +59,9 @@ CONVENTIONS: dict[str, Convention] = {c.name: c for c in (
     Convention("paper", "the papers (ResNet, MobileNet, ShuffleNet, SENet ...) and torchvision's _ops", "multiply-adds",
                1, "multiply-adds of conv, fully connected, matmul and attention layers; no bias, BN, activation, "
                   "pooling or element-wise work",
-               ("differences from a printed figure beyond this are the network's (see archstat.published)",),
-               _multiply_adds_only),
-    Convention("torch", "torch.utils.flop_counter.FlopCounterMode", "FLOPs, 2 per multiply-add", 2,
-               "2 FLOPs per multiply-add of aten convolution, mm/addmm/bmm/baddbmm and scaled-dot-product "
-               "attention; bias and everything else 0",
-               ("madds-equivalent = its FLOPs / 2",), _multiply_adds_only),
-    Convention("fvcore", "fvcore.nn.FlopCountAnalysis", "flops, 1 per multiply-add", 1,
-               "multiply-adds (no bias) plus norm, adaptive-average-pool and upsampling work",
-               ("batch norm (eval): 2 per element if affine, else 1",
-                "layer / group / instance norm: 5 per element if affine, else 4",
-                "aten::adaptive_avg_pool2d: 1 per input element", "upsample: nearest 1, bilinear 4 per output element",
-                "batch norm in training mode (batch statistics, weight standardisation): 5 per element if affine, "
-                "else 4",
-                "activations, max/avg pooling, element-wise ops, recurrent layers: 0 (unsupported or ignored "
-                "operators)",
-                "convolutions with padding='same' or 'valid': 0 (a known bug, flagged by check)"), _fvcore,
-               (KnownBug(_string_padding, "drops the convolution: padding='same' / 'valid' traces as "
-                                          "aten::_convolution_mode, which has no handle in fvcore",
-                         "fvcore 0.1.5.post20221221"),)),
-    Convention("thop", "thop.profile", "MACs", 1,
-               "multiply-adds (no bias) of the nn.Module classes it has rules for, plus norm, pooling, softmax and "
-               "upsampling work of those modules; functional calls are invisible to it",
-               ("batch / layer / instance norm: 2 per element, 4 if affine (group norm: no rule, 0)",
-                "avg pool: 1 per output element; adaptive avg pool: (in/out window + 1) per output element",
-                "nn.Softmax: 3 per element; nn.PReLU: 1 per element; ReLU, ReLU6, LeakyReLU, max pool: 0",
-                "nn.Upsample: nearest 1, linear 5, bilinear 11, bicubic 259 per output element"), _thop),
-    Convention("ptflops", "ptflops.get_model_complexity_info (pytorch backend)", "MACs", 1,
-               "multiply-adds with bias additions, plus 1 per element of norms, activations and pooling",
-               ("bias: 1 per output element of conv, linear and attention projections",
-                "batch / group / instance norm: 1 per element, 2 if affine; layer norm: 1 per element",
-                "ReLU, PReLU, ELU, LeakyReLU, ReLU6, GELU, SiLU, softmax: 1 per element",
-                "max / avg / adaptive pooling: 1 per input element; upsample: 1 per output element",
-                "nn.MultiheadAttention: also 1 per attention score and 1 per query element",
-                "x + y, x * y and other operators: 0 (only named torch.add / torch.mul calls are patched)"),
-               _ptflops),
+               ("what a figure also leaves out (the FC layer, BN gamma/beta) is its PaperScope; differences from a "
+                "printed figure beyond this are the network's (see archstat.published)",), multiply_adds_only),
+    *(module.CONVENTION for module in TOOL_MODULES),
 )}
 
 
@@ -402,3 +113,69 @@ def apply_convention(stats: "ModelStats", name: str) -> "ModelStats":
         records.append(replace(r, cost=Cost(r.cost.params, madds, 2 * madds, r.cost.mem_access)))
     note = f"convention {name} ({rules.tool}): madds = {rules.summary}; flops = 2 x madds"
     return replace(stats, records=records, notes=[*stats.notes, note])
+
+
+# --------------------------------------------------------------------------- what a paper counts
+
+
+@dataclass(frozen=True)
+class PaperScope:
+    """What one published figure covers, counted under the ``paper`` convention.
+
+    The ``paper`` convention fixes what a multiply-add is (conv, fully connected, matmul
+    and attention work; no bias, batch norm, activation, pooling or element-wise work).
+    Publications also choose what their figure includes, and a count set beside the figure
+    must choose the same; archstat never adjusts the figure instead:
+
+    * ``with_fc=False``: multiply-adds without the final fully connected layer (ShuffleNet's
+      Table 1 per-g complexities);
+    * ``bn_affine=False``: parameters without batch norm's gamma/beta (ResNeXt's 25.5 M for
+      ResNet-50);
+    * ``biases=False``: parameters without the biases of conv, linear and attention layers
+      (MobileNet's Table 2 parameter shares).
+
+    Parameters are always those the inference forward pass uses: a training-only auxiliary
+    head (torchvision's ``inception_v3``) is in ``stats.params`` but in no record.
+    """
+
+    with_fc: bool = True
+    bn_affine: bool = True
+    biases: bool = True
+
+    def record_madds(self, record: "OpRecord") -> int:
+        """The paper convention's multiply-adds of one op."""
+        return record_madds(record, "paper")
+
+    def record_params(self, record: "OpRecord") -> int:
+        """The parameters one op first uses, within this scope."""
+        call, category = record.call, record.category
+        if not self.bn_affine and category is not None and category.op == "batch_norm":
+            return 0
+        if not self.biases and call is not None and call.formula in MULTIPLY_ADD_TYPES and call.kwargs.get("bias"):
+            weights = replace(call, kwargs={**call.kwargs, "bias": False}).evaluate().cost.params
+            return min(record.cost.params, weights)  # 0 stays 0 for a weight counted at its first use
+        return record.cost.params
+
+    def count(self, stats: "ModelStats", metric: str) -> int:
+        """``metric`` (``"params"`` or ``"madds"``) of ``stats`` as the publication counted it."""
+        if metric == "params":
+            return sum(self.record_params(r) for r in stats.records)
+        if metric != "madds":
+            raise ValueError(f"metric must be 'params' or 'madds', not {metric!r}")
+        total = sum(self.record_madds(r) for r in stats.records)
+        return total if self.with_fc else total - self.record_madds(final_fc(stats))
+
+    def describe(self, metric: str) -> str:
+        """``"multiply-adds without the FC layer"``, ``"params without BN gamma/beta"`` ..."""
+        if metric == "madds":
+            return "multiply-adds" if self.with_fc else "multiply-adds without the FC layer"
+        left_out = [what for what, kept in (("BN gamma/beta", self.bn_affine), ("biases", self.biases)) if not kept]
+        return "params" + (f" without {' and '.join(left_out)}" if left_out else "")
+
+
+def final_fc(stats: "ModelStats") -> "OpRecord":
+    """The final fully connected layer: the last linear op counted."""
+    linear = [r for r in stats.records if r.category is not None and r.category.family == "linear"]
+    if not linear:
+        raise ValueError(f"{stats.model} has no fully connected layer")
+    return linear[-1]

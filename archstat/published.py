@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-__all__ = ["Published", "published_rows", "published", "PublishedLookupError", "agrees_with_printed"]
+__all__ = ["Published", "PrintedNumber", "printed_number", "published_rows", "published", "PublishedLookupError",
+           "agrees_with_printed"]
 
 _SUFFIX = {"K": 1e3, "M": 1e6, "G": 1e9, "B": 1e9}
 _UNIT_SCALE = {
@@ -29,6 +30,47 @@ _UNIT_SCALE = {
 
 class PublishedLookupError(LookupError):
     """A lookup matched no published row, or more than one."""
+
+
+#: One printed number: digits (commas allowed), then a power of ten (``x10^6``) or a K/M/G/B
+#: suffix, then an optional ``%`` or ``ms``; a leading ``~`` is allowed.
+_PRINTED = re.compile(r"~?\s*(?P<digits>[0-9]*\.?[0-9]+)\s*(?:x\s*10\^(?P<power>[0-9]+)|(?P<suffix>[KMGB]))?"
+                      r"\s*(?:%|ms)?")
+
+
+@dataclass(frozen=True)
+class PrintedNumber:
+    """A number as printed, and what its printing says about the exact value.
+
+    ``value`` and ``half_unit`` (half a unit of the last printed digit: ``"3.86"`` -> 0.005)
+    carry the scale the text itself gives (``"28.1M"``, ``"25.0x10^6"``), not a unit
+    column's; ``scaled`` says whether the text gave one. A value printed as ``x`` stands
+    for anything in ``[x - half_unit, x + half_unit]``.
+    """
+
+    value: float
+    half_unit: float
+    scaled: bool
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """The exact values that print as this number."""
+        return self.value - self.half_unit, self.value + self.half_unit
+
+
+def printed_number(text: str) -> PrintedNumber:
+    """Parse one printed number: ``"3.8605 G"`` -> 3.8605e9 +- 5e4, ``"6,998,552"`` -> exact to
+    +-0.5, ``"25.0x10^6"`` -> 25.0e6 +- 0.05e6, ``"1.19"`` (a percentage) -> 1.19 +- 0.005.
+    Raises ``ValueError`` for text that is not one number."""
+    match = _PRINTED.fullmatch(text.strip().replace(",", ""))
+    if match is None:
+        raise ValueError(f"{text!r} is not a single printed number")
+    digits, power, suffix = match["digits"], match["power"], match["suffix"]
+    decimals = len(digits.partition(".")[2])
+    if power:  # "4.1x10^9" read as 4.1e9 exactly (4.1 * 1e9 is not)
+        return PrintedNumber(float(f"{digits}e{power}"), float(f"5e{int(power) - decimals - 1}"), True)
+    scale = _SUFFIX[suffix] if suffix else 1.0
+    return PrintedNumber(float(digits) * scale, 0.5 * 10.0 ** -decimals * scale, bool(suffix))
 
 
 @dataclass(frozen=True)
@@ -54,21 +96,16 @@ class Published:
     def number(self) -> float:
         """The value in base units: ``"3.87"`` GFLOPs -> 3.87e9, ``"28.1M"`` -> 28.1e6,
         ``"23.29"`` % -> 23.29. Raises ``ValueError`` for a value that is not one number."""
-        text = self.value.strip().replace(",", "")
-        power = re.fullmatch(r"([0-9]*\.?[0-9]+)\s*x\s*10\^([0-9]+)", text)  # ResNeXt's "25.0x10^6"
-        if power:
-            return float(f"{power.group(1)}e{power.group(2)}")
-        match = re.fullmatch(r"~?\s*([0-9]*\.?[0-9]+)\s*([KMGB]?)\s*(?:%|ms)?", text)
-        if not match:
-            raise ValueError(f"published value {self.value!r} ({self.model}, {self.metric}) is not a single number")
-        value, suffix = float(match.group(1)), match.group(2)
-        if suffix:
-            return value * _SUFFIX[suffix]
-        if self.unit.isdigit():  # derived rows repeat the exact integer in the unit column
-            return value
+        try:
+            printed = printed_number(self.value)
+        except ValueError:
+            raise ValueError(f"published value {self.value!r} ({self.model}, {self.metric}) is not a single "
+                             "number") from None
+        if printed.scaled or self.unit.isdigit():  # derived rows repeat the exact integer in the unit column
+            return printed.value
         if self.unit not in _UNIT_SCALE:
             raise ValueError(f"unit {self.unit!r} of {self.model} {self.metric} has no known scale")
-        return value * _UNIT_SCALE[self.unit]
+        return printed.value * _UNIT_SCALE[self.unit]
 
 
 @lru_cache(maxsize=1)

@@ -23,8 +23,8 @@ from archstat.conventions import BIAS, MULTIPLY_ADD_TYPES, components, conventio
 from archstat.counting.shadow import shadow_copy
 from archstat.counting.stats import ModelStats, format_shape
 from archstat.crosscheck.reconcile import Flag, ToolReconciliation, Unverified, close, reconcile_tool
-from archstat.crosscheck.tools import TOOLS, ToolResult
 from archstat.errors import ArchstatError
+from archstat.tools import TOOLS, ToolResult
 
 __all__ = ["check", "CheckReport", "TypeRow", "PaperFigure"]
 
@@ -34,8 +34,10 @@ class PaperFigure:
     """A published multiply-add figure for the checked network (or the paper's version of it).
 
     ``network`` is the zoo model it was printed for and ``archstat`` archstat's count of
-    that network at its published input size; ``differs`` says how it differs from the
-    checked network (empty when it is the same network).
+    that network at its published input size, counted as the figure counts (without the
+    FC layer for ShuffleNet's Table 1 ...); ``verdict`` the zoo entry's judgement of it
+    (``archstat zoo --check``); ``differs`` says how the network differs from the checked
+    one (empty when it is the same network).
     """
 
     network: str
@@ -45,6 +47,7 @@ class PaperFigure:
     archstat: int
     input_shape: tuple[int, ...]
     differs: str
+    verdict: str = ""
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,8 @@ class CheckReport:
         for fig in self.published:
             network = "the same network" if not fig.differs else f"{fig.network}: {fig.differs}"
             lines.append(f"paper {fig.printed} ({fig.citation}) counts {network}; archstat gives "
-                         f"{_giga(fig.archstat)} on {fig.network} at {format_shape(fig.input_shape)}")
+                         f"{_giga(fig.archstat)} on {fig.network} at {format_shape(fig.input_shape)} "
+                         f"({fig.verdict})")
         return lines
 
     # ----------------------------------------------------------------- table rows
@@ -168,8 +172,8 @@ class CheckReport:
                                        None, None, status, human))
         for fig in self.published:
             rows.append(_total_row("paper", fig.citation, "multiply-adds (printed)", fig.value, fig.value, fig.archstat,
-                                   None, f"printed {fig.printed} for {fig.network} at {format_shape(fig.input_shape)}",
-                                   human))
+                                   None, f"printed {fig.printed} for {fig.network} at {format_shape(fig.input_shape)}: "
+                                   f"{fig.verdict}", human))
         return rows
 
     def type_rows(self, human: bool) -> list[dict]:
@@ -275,8 +279,8 @@ def _real_model(model_or_name: nn.Module | str, model_kwargs: dict[str, Any] | N
 def _paper_figures(name: str) -> list[PaperFigure]:
     """Published multiply-add figures the zoo links to ``name``: its own, or (for a
     torchvision name) those of zoo networks that are, or say how they differ from, it."""
-    import archstat
     from archstat.zoo import ZOO
+    from archstat.zoo.check import compare, count_entry
 
     links = []
     if name in ZOO:
@@ -292,9 +296,9 @@ def _paper_figures(name: str) -> list[PaperFigure]:
         if entry.madds is None:
             continue
         ref = entry.madds.ref.resolve()
-        shape = (1, *entry.input_size)
+        [judged] = [c for c in compare(entry, count_entry(entry)) if c.metric == "madds"]
         figures.append(PaperFigure(entry.name, ref.citation, f"{ref.value} {ref.unit}", ref.number(),
-                                   archstat.count(entry.name, shape).madds, shape, differs))
+                                   int(judged.counted), (1, *entry.input_size), differs, judged.verdict))
     return figures
 
 
@@ -345,7 +349,7 @@ def check(model_or_name: nn.Module | str, input_shape: Sequence[int] | None = No
                 report.failed[tool_name] = f"{type(exc).__name__}: {first[0] if first else ''}".strip()
                 continue
             report.results[tool_name] = result
-            report.reconciliations[tool_name] = reconcile_tool(stats, result, tool.convention, module_types)
+            report.reconciliations[tool_name] = reconcile_tool(stats, result, tool, module_types)
     if isinstance(model_or_name, str):
         report.published = _paper_figures(model_or_name)
     return report

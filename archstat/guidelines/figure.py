@@ -2,8 +2,10 @@
 
 One panel per (experiment, width). Bars: speed relative to the experiment's first
 row, measured here, on the paper's GPU and on its ARM phone; markers: the speed
-memory access alone would predict (``MAC_first / MAC``). Uses matplotlib's
-object-oriented API (no pyplot state), written atomically as PNG and PDF.
+memory access alone would predict (``MAC_first / MAC``). One legend for all panels,
+below them (never over a bar). Uses matplotlib's object-oriented API (no pyplot
+state), written atomically as a print-resolution PNG and a PDF
+(:func:`archstat.reports.figures.save_figure`).
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
-from archstat.reports.writers import write_atomic
+from matplotlib.figure import Figure
 
-__all__ = ["plot_guidelines"]
+__all__ = ["plot_guidelines", "guideline_figure"]
 
 _SERIES = (("rel_speed", "measured here"), ("paper_gpu_rel", "paper GPU (GTX 1080Ti)"),
            ("paper_arm_rel", "paper ARM (Snapdragon 810)"))
@@ -27,10 +29,9 @@ def _groups(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return list(groups.values())
 
 
-def plot_guidelines(rows: Sequence[dict[str, Any]], stem: str | Path, title: str = "") -> list[Path]:
-    """Draw the rows of :func:`~archstat.guidelines.run.run_experiments`; write ``stem``.png and ``stem``.pdf."""
+def guideline_figure(rows: Sequence[dict[str, Any]], title: str = "") -> Figure:
+    """The figure of the rows of :func:`~archstat.guidelines.run.run_experiments`."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     groups = _groups(rows)
     cols = 2 if len(groups) > 1 else 1
@@ -51,13 +52,15 @@ def plot_guidelines(rows: Sequence[dict[str, Any]], stem: str | Path, title: str
         ax.set_ylabel("speed relative to first row")
         ax.set_title(f"{group[0]['experiment']} ({group[0]['width']}, {group[0]['platform']} channels)", fontsize=10)
         if i == 0:
-            ax.legend(fontsize=7, loc="lower left")
+            fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=len(_SERIES) + 1,
+                       fontsize=8, frameon=False)
     if title:
         fig.suptitle(textwrap.fill(title, 80 * cols), fontsize=8)
-    written = []
-    for ext in ("png", "pdf"):
-        path = Path(f"{stem}.{ext}")
-        with write_atomic(path, "wb") as fh:
-            fig.savefig(fh, format=ext, dpi=150)
-        written.append(path)
-    return written
+    return fig
+
+
+def plot_guidelines(rows: Sequence[dict[str, Any]], stem: str | Path, title: str = "") -> list[Path]:
+    """Draw the rows of :func:`~archstat.guidelines.run.run_experiments`; write ``stem``.png and ``stem``.pdf."""
+    from archstat.reports.figures import save_figure
+
+    return save_figure(guideline_figure(rows, title), Path(stem))

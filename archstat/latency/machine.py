@@ -21,7 +21,7 @@ __all__ = ["environment", "cpu_model", "check_device", "load_average", "other_bu
 
 #: Keys of :func:`environment`, in the order they are written.
 ENVIRONMENT_COLUMNS = ("device_name", "cpu", "logical_cores", "usable_cores", "threads", "load_avg_1m",
-                       "other_busy", "torch", "torchvision", "torch_cuda", "python", "os")
+                       "other_busy", "under_load", "torch", "torchvision", "torch_cuda", "python", "os")
 
 
 class DeviceUnavailableError(ArchstatError):
@@ -120,12 +120,13 @@ def environment(device: str = "cpu", threads: int | None = None,
     ``threads`` is the intra-op thread count used (default: torch's current setting);
     ``load_avg_1m`` is the system load when this is called (right after the timing);
     ``other_busy`` the most other running processes seen during the timing (sampled
-    now when not given, see :func:`other_busy_processes`).
+    now when not given, see :func:`other_busy_processes`); ``under_load`` whether those
+    say the CPU was shared (:func:`contention_note`), so every latency row says so itself.
     """
     import torchvision
 
     on_gpu = device.startswith("cuda")
-    return {
+    env: dict[str, str | int | float | None] = {
         "device_name": torch.cuda.get_device_name(torch.device(device)) if on_gpu else cpu_model(),
         "cpu": cpu_model(),
         "logical_cores": os.cpu_count() or 1,
@@ -133,9 +134,12 @@ def environment(device: str = "cpu", threads: int | None = None,
         "threads": threads if threads is not None else torch.get_num_threads(),
         "load_avg_1m": load_average(),
         "other_busy": other_busy if other_busy is not None else other_busy_processes(),
+        "under_load": None,
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "torch_cuda": torch.version.cuda or "",
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()}",
     }
+    env["under_load"] = contention_note(env) is not None
+    return env

@@ -34,7 +34,7 @@ from archstat.counting.inputs import inputs_from_shapes, is_shape
 from archstat.counting.shadow import shadow_copy
 from archstat.counting.stats import format_shape
 from archstat.errors import ArchstatError
-from archstat.latency.machine import check_device, environment, other_busy_processes
+from archstat.latency.machine import check_device, contention_note, environment, other_busy_processes
 from archstat.latency.statistics import Spread, spread
 
 __all__ = ["Timing", "Runner", "prepare", "measure", "measure_interleaved", "torch_threads", "parse_dtype",
@@ -118,6 +118,11 @@ class Timing:
     @property
     def median_ms(self) -> float:
         return self.spread.median
+
+    @property
+    def contention(self) -> str | None:
+        """Why these times are not the model's alone (other processes shared the CPU), or None."""
+        return contention_note(self.environment)
 
     def row(self) -> dict[str, Any]:
         """Plain values: :data:`TIMING_COLUMNS` then the environment (which holds the thread count).

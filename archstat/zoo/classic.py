@@ -274,14 +274,14 @@ _VGG = dict(family="vgg", paper="Very Deep Convolutional Networks for Large-Scal
 
 register_model(
     "vgg16", **_VGG, table="VGG Table 2; ResNet Sec. 4.1",
-    params=Expected(Ref("VGG", "Number of parameters", variant="D (VGG-16)"), 0.003,
-                    "Table 2 prints 138 (million): 138,357,544 rounded to the million"),
-    madds=Expected(Ref("VGG-16", "FLOPs", source="He et al", table="Sec.4.1"), 0.005,
-                   "one decimal in billions; the gap is larger, see finding",
-                   finding="the count is 15.470 G (conv 15.347 G + FC 0.124 G), as SENet, torchvision and timm "
-                           "print (15.47); the ResNet paper's 15.3 matches the conv layers alone, yet its VGG-19 "
-                           "figure (19.6) includes the FC layers: published.csv NOTES, D5. A hypothesis, "
-                           "unconfirmed by the paper."),
+    params=Expected.rounded(Ref("VGG", "Number of parameters", variant="D (VGG-16)"),
+                            "Table 2 prints 138 (million): 138,357,544 rounded to the million"),
+    madds=Expected.rounded(Ref("VGG-16", "FLOPs", source="He et al", table="Sec.4.1"),
+                           "one decimal in billions (tolerance: half a unit); the gap is larger, see finding",
+                           finding="the count is 15.470 G (conv 15.347 G + FC 0.124 G), as SENet, torchvision and "
+                                   "timm print (15.47); the ResNet paper's 15.3 matches the conv layers alone, yet its "
+                                   "VGG-19 figure (19.6) includes the FC layers: published.csv NOTES, D5. A "
+                                   "hypothesis, unconfirmed by the paper.", observed="15.470 G"),
     top1_err=Ref("VGG-16 (their test)", "top-1 error", table="Table 3"),
     top5_err=Ref("VGG-16 (their test)", "top-5 error", table="Table 3"),
     same_as=("timm:vgg16",),
@@ -289,10 +289,10 @@ register_model(
 
 register_model(
     "vgg19", **_VGG, table="VGG Table 2; ResNet Sec. 3.3",
-    params=Expected(Ref("VGG", "Number of parameters", variant="E (VGG-19)"), 0.003,
-                    "Table 2 prints 144 (million): 143,667,240 rounded to the million (the slide deck's 143M "
-                    "truncates)"),
-    madds=Expected(Ref("VGG-19", "FLOPs", source="He et al", table="Sec.3.3"), 0.0026,
-                   "19.6 is 19.632 G (conv + FC) rounded to one decimal (0.16%)"),
+    params=Expected.rounded(Ref("VGG", "Number of parameters", variant="E (VGG-19)"),
+                            "Table 2 prints 144 (million): 143,667,240 rounded to the million (the slide deck's 143M "
+                            "truncates)"),
+    madds=Expected.rounded(Ref("VGG-19", "FLOPs", source="He et al", table="Sec.3.3"),
+                           "19.6 is 19.632 G (conv + FC) rounded to one decimal (tolerance: half a unit)"),
     same_as=("timm:vgg19",),
 )(torchvision_builder("vgg19"))

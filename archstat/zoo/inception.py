@@ -113,20 +113,23 @@ class GoogLeNet(nn.Module):
 @register_model(
     "googlenet_v1", family="inception", paper="Going Deeper with Convolutions (Szegedy et al., CVPR 2015)",
     arxiv="1409.4842", table="MobileNet Table 8; ShuffleNet Table 6; GoogLeNet Table 1 per block",
-    params=Expected(Ref("GoogleNet", "Parameters", source="Howard", table="Table 8"), 0.0074,
-                    "6.8 million, one decimal (tolerance: half a unit); the gap is larger, see finding",
-                    finding="the count is 6,998,552 (6,990,272 weights without biases). 6.8 M is the sum of Table "
-                            "1's params column (6,797.7 K), whose K are 1024 weights and several of whose rows "
-                            "disagree with the filter numbers printed beside them: conv1 2.7 K (a 7x7x3 conv with "
-                            "64 filters has 9.2 K), inception (4c) 463 K (497.5 K), (4d) 580 K (590.5 K), (5a) "
-                            "1072 K (1018 K), (5b) 1388 K (1409 K)."),
-    madds=Expected(Ref("GoogleNet (BVLC impl.)", "Complexity", table="Table 6"), 0.0004,
-                   "1500 M is the paper's 1.5 billion (ShuffleNet Table 6, whole millions: half a unit is 0.03%; "
-                   "MobileNet Table 8 prints 1550); the gap is larger, see finding",
-                   finding="the count is 1,582.7 M. Table 1's ops column (sum 1,502 M) matches the count row by row "
-                           "to the printed million except conv1 (34 M printed; a 7x7x3 conv with 64 filters at "
-                           "112x112 costs 118.0 M) and inception (5a) (54 M printed, 51.1 M counted); with those "
-                           "two rows corrected the sum is the count. The slide deck's 1.566B matches neither."),
+    params=Expected.rounded(
+        Ref("GoogleNet", "Parameters", source="Howard", table="Table 8"),
+        "6.8 million, one decimal (tolerance: half a unit); the gap is larger, see finding",
+        finding="the count is 6,998,552 (6,990,272 weights without biases). 6.8 M is the sum of Table 1's params "
+                "column (6,797.7 K), whose K are 1024 weights and several of whose rows disagree with the filter "
+                "numbers printed beside them: conv1 2.7 K (a 7x7x3 conv with 64 filters has 9.2 K), inception (4c) "
+                "463 K (497.5 K), (4d) 580 K (590.5 K), (5a) 1072 K (1018 K), (5b) 1388 K (1409 K).",
+        observed="6,998,552"),
+    madds=Expected.rounded(
+        Ref("GoogleNet (BVLC impl.)", "Complexity", table="Table 6"),
+        "1500 M is the paper's 1.5 billion (ShuffleNet Table 6, whole millions: tolerance half a unit; MobileNet "
+        "Table 8 prints 1550); the gap is larger, see finding",
+        finding="the count is 1,582.7 M. Table 1's ops column (sum 1,502 M) matches the count row by row to the "
+                "printed million except conv1 (34 M printed; a 7x7x3 conv with 64 filters at 112x112 costs 118.0 M) "
+                "and inception (5a) (54 M printed, 51.1 M counted); with those two rows corrected the sum is the "
+                "count. The slide deck's 1.566B matches neither.",
+        observed="1,582.7 M"),
     top5_err=Ref("GoogLeNet", "top-5 error", variant="1 model, 1 crop", table="Table 3"),
     differs="torchvision's googlenet adds batch norm, drops LRN and uses a 3x3 conv in the 5x5 branch "
             "(pytorch/vision#906; D14): 6,624,904 params and 1.498 G at 224.",
@@ -140,19 +143,20 @@ register_model(
     "inception_v3", family="inception", paper="Rethinking the Inception Architecture for Computer Vision (Szegedy "
     "et al., CVPR 2016)", arxiv="1512.00567", input_size=(3, 299, 299),
     table="Xception Table 3 (params); abstract (multiply-adds)",
-    params=Expected(Ref("Inception V3", "Parameter count", source="Chollet", table="Table 3"), 0.0002,
-                    "Xception Table 3 prints an exact count; compared with the parameters the inference forward "
-                    "pass uses (torchvision's builder also holds the 3.3 M auxiliary classifier, unused at "
-                    "inference); the gap is larger, see finding",
-                    finding="the inference network has 23,834,568 parameters (23,817,352 counting only BN's beta, "
-                            "as Keras's InceptionV3 with scale=False does; timm 23.83 M); Xception's 23,626,728 is "
-                            "0.88% lower. Unexplained."),
-    madds=Expected(Ref("Inception-v3", "multiply-adds", table="Abstract"), 0.1,
-                   "the abstract's '5 billion multiply-adds' has one significant digit (half a unit is 10%); the "
-                   "gap is larger, see finding",
-                   finding="the count at 299x299 is 5.713 G (torchvision's _ops: 5.713), 14% above the abstract's "
-                           "'5 billion'; MobileNet Table 10 repeats 5000 M. The paper gives no breakdown. "
-                           "Unexplained."),
+    params=Expected.rounded(
+        Ref("Inception V3", "Parameter count", source="Chollet", table="Table 3"),
+        "Xception Table 3 prints an exact count; compared with the parameters the inference forward pass uses "
+        "(torchvision's builder also holds the 3.3 M auxiliary classifier, unused at inference); the gap is larger, "
+        "see finding",
+        finding="the inference network has 23,834,568 parameters (23,817,352 counting only BN's beta, as Keras's "
+                "InceptionV3 with scale=False does; timm 23.83 M); Xception's 23,626,728 is 0.88% lower. "
+                "Unexplained.", observed="23,834,568"),
+    madds=Expected.rounded(
+        Ref("Inception-v3", "multiply-adds", table="Abstract"),
+        "the abstract's '5 billion multiply-adds' has one significant digit (tolerance: half a unit); the gap is "
+        "larger, see finding",
+        finding="the count at 299x299 is 5.713 G (torchvision's _ops: 5.713), 14% above the abstract's '5 billion'; "
+                "MobileNet Table 10 repeats 5000 M. The paper gives no breakdown. Unexplained.", observed="5.713 G"),
     same_as=("timm:inception_v3",),
     differs="torchvision's inception_v3 (the same builder, with init_weights=False: a random initialisation that "
             "skips scipy's slow truncated normal and changes no shape) also builds the auxiliary classifier, used "

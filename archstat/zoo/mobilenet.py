@@ -22,7 +22,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from archstat.zoo.registry import Expected, Ref, printed_rounding, register_model, torchvision_builder
+from archstat.zoo.registry import Expected, Ref, register_model, torchvision_builder
 
 __all__ = ["MobileNetV1", "MOBILENET_V1_LAYERS", "MOBILENET_V1_WIDTHS"]
 
@@ -83,11 +83,9 @@ for _suffix, _width in MOBILENET_V1_WIDTHS.items():
     _params, _madds = Ref(_label, "Parameters", table="Table 6"), Ref(_label, "Mult-Adds", table="Table 6")
     register_model(
         f"mobilenet_v1{_suffix}", **_MOBILENET,
-        params=Expected(_params, printed_rounding(_params),
-                        "Table 6 prints one decimal in millions (tolerance: half a unit); the count with BN "
-                        "gamma/beta and without both round to it"),
-        madds=Expected(_madds, printed_rounding(_madds),
-                       "Table 6 prints whole millions (tolerance: half a unit)"),
+        params=Expected.rounded(_params, "Table 6 prints one decimal in millions (tolerance: half a unit); the "
+                                         "count with BN gamma/beta and without both round to it"),
+        madds=Expected.rounded(_madds, "Table 6 prints whole millions (tolerance: half a unit)"),
         same_as=("timm:mobilenetv1_100",) if _width == 1.0 else (),
         differs="Not in torchvision; timm's mobilenetv1_100 is the same network at alpha = 1. Table 1's stride "
                 "erratum is fixed (second-to-last depthwise layer stride 1, D7).",
@@ -102,14 +100,15 @@ _V2_PARAMS = Ref("MobileNetV2", "Params", table="Table 4", source="Sandler")
 register_model(
     "mobilenet_v2", family="mobilenet", paper="MobileNetV2: Inverted Residuals and Linear Bottlenecks (Sandler et "
     "al., CVPR 2018)", arxiv="1801.04381", table="Table 4",
-    params=Expected(_V2_PARAMS, printed_rounding(_V2_PARAMS),
-                    "Table 4 prints one decimal in millions (tolerance: half a unit); the gap is larger, see finding",
-                    finding="the network has 3,504,872 parameters (3,470,760 without BN gamma/beta; TF-slim's README "
-                            "prints 3.47 M): both round to 3.5 M, not the printed 3.4 M, which looks truncated (D8)."),
-    madds=Expected(Ref("MobileNetV2", "MAdds", table="Table 4", source="Sandler"), 0.0017,
-                   "Table 4 prints whole millions (300 M; half a unit is 0.17%); the gap is larger, see finding",
-                   finding="the count is 300.77 M (torchvision's _ops: 0.301 G); Table 4's 300 M, like its 3.4 M "
-                           "parameters, is below the count's rounding: truncated?"),
+    params=Expected.rounded(
+        _V2_PARAMS, "Table 4 prints one decimal in millions (tolerance: half a unit); the gap is larger, see finding",
+        finding="the network has 3,504,872 parameters (3,470,760 without BN gamma/beta; TF-slim's README prints "
+                "3.47 M): both round to 3.5 M, not the printed 3.4 M, which looks truncated (D8).",
+        observed="3,504,872"),
+    madds=Expected.rounded(Ref("MobileNetV2", "MAdds", table="Table 4", source="Sandler"),
+                           "Table 4 prints whole millions (tolerance: half a unit); the gap is larger, see finding",
+                           finding="the count is 300.77 M (torchvision's _ops: 0.301 G); Table 4's 300 M, like its "
+                                   "3.4 M parameters, is below the count's rounding: truncated?", observed="300.77 M"),
     same_as=("timm:mobilenetv2_100",),
     differs="torchvision's mobilenet_v2 is the paper's network (the same builder).",
 )(torchvision_builder("mobilenet_v2"))

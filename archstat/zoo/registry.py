@@ -9,13 +9,13 @@ never typed twice and always travels with its source.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from torch import nn
 
-from archstat.published import Published, published
+from archstat.conventions import PaperScope
+from archstat.published import Published, printed_number, published
 
 __all__ = ["Ref", "Expected", "ZooEntry", "ZOO", "register_model", "torchvision_builder", "printed_rounding"]
 
@@ -37,31 +37,68 @@ class Ref:
 
 @dataclass(frozen=True)
 class Expected:
-    """A published figure and how close a faithful implementation must come to it.
+    """A published figure and the one judgement of a count against it.
 
-    ``tolerance`` is relative (0.005 = 0.5%); ``reason`` says where the remaining gap
-    comes from (the paper's rounding, a classifier the paper left out, ...).
-    ``finding`` records a gap larger than ``tolerance`` that archstat cannot explain:
-    such a figure is reported as a finding, never absorbed by widening the tolerance
-    (and a finding that stops being one, because the count moved inside the
-    tolerance, is flagged too). ``bn_affine=False`` says the publication counted
-    parameters without batch norm's gamma/beta (ResNeXt's 25.5 M for ResNet-50);
-    ``with_fc=False`` says it counted multiply-adds without the final fully connected
-    layer (ShuffleNet's Table 1): the measured side is then counted the same way.
+    ``tolerance`` is relative (0.005 = 0.5%) and ``reason`` says what it allows for (the
+    paper's rounding, a round figure, ...). A count within it is ``ok``.
+
+    ``finding`` records a gap larger than ``tolerance`` that archstat reports instead of
+    closing, and ``observed`` the count that gap is, quoted as the finding text prints it
+    (``"3.8605 G"``, ``"6,998,552"``): the finding explains counts that print so, the band
+    :attr:`band`, and nothing else. A count outside the tolerance and outside the band is a
+    ``mismatch`` (the finding does not explain it), one back within the tolerance a
+    ``stale finding``. A finding is never absorbed by widening the tolerance.
+
+    ``scope`` says what the publication's figure covers (without the FC layer, without BN
+    gamma/beta ...: :class:`~archstat.conventions.PaperScope`); the count is taken the same
+    way before it is judged.
     """
 
     ref: Ref
     tolerance: float
     reason: str
     finding: str = ""
-    bn_affine: bool = True
-    with_fc: bool = True
+    observed: str = ""
+    scope: PaperScope = PaperScope()
 
     def __post_init__(self) -> None:
+        name = f"{self.ref.model} {self.ref.metric}"
         if not 0 <= self.tolerance < 1:
-            raise ValueError(f"tolerance {self.tolerance} of {self.ref.model} {self.ref.metric} must be in [0, 1)")
+            raise ValueError(f"tolerance {self.tolerance} of {name} must be in [0, 1)")
         if not self.reason:
-            raise ValueError(f"{self.ref.model} {self.ref.metric}: a tolerance needs a written reason")
+            raise ValueError(f"{name}: a tolerance needs a written reason")
+        if bool(self.finding) != bool(self.observed):
+            raise ValueError(f"{name}: a finding states the count it explains (observed=...), and only a finding does")
+        if self.observed:
+            if self.observed not in self.finding:
+                raise ValueError(f"{name}: the finding must quote the count it explains, {self.observed!r}")
+            lo, hi = self.band  # type: ignore[misc]
+            if lo <= self.value * (1 + self.tolerance) and hi >= self.value * (1 - self.tolerance):
+                raise ValueError(f"{name}: the observed {self.observed} is within the tolerance of "
+                                 f"{self.ref.resolve().value}: that is no finding")
+
+    @classmethod
+    def rounded(cls, ref: Ref, reason: str, **options: object) -> "Expected":
+        """The figure ``ref`` judged to half a unit of its last printed digit (:func:`printed_rounding`):
+        the tolerance its printing alone explains. ``reason`` says how it is printed."""
+        return cls(ref, printed_rounding(ref), reason, **options)  # type: ignore[arg-type]
+
+    @property
+    def value(self) -> float:
+        """The published figure in base units."""
+        return self.ref.resolve().number()
+
+    @property
+    def band(self) -> tuple[float, float] | None:
+        """The counts the finding explains: those that print as ``observed``; None without a finding."""
+        return printed_number(self.observed).interval if self.observed else None
+
+    def verdict(self, counted: float) -> str:
+        """``ok``, ``finding``, ``mismatch`` or ``stale finding`` for ``counted`` (taken in :attr:`scope`)."""
+        if abs(counted - self.value) <= self.tolerance * self.value:
+            return "stale finding" if self.finding else "ok"
+        band = self.band
+        return "finding" if band is not None and band[0] <= counted <= band[1] else "mismatch"
 
 
 @dataclass(frozen=True)
@@ -128,11 +165,8 @@ def printed_rounding(ref: Ref) -> float:
     """Half a unit in the last digit ``ref``'s figure is printed with, relative to the
     figure: the tolerance that printed rounding alone explains. ``"569"`` -> 0.5/569,
     ``"3.86"`` -> 0.005/3.86, ``"25.0x10^6"`` -> 0.05/25.0, ``"28.1M"`` -> 0.05/28.1."""
-    text = ref.resolve().value.strip().replace(",", "")
-    match = re.match(r"~?\s*([0-9]*\.?([0-9]*))", text)
-    if match is None or not match.group(1):
-        raise ValueError(f"{ref.model} {ref.metric}: {text!r} is not a printed number")
-    return 0.5 * 10.0 ** -len(match.group(2)) / float(match.group(1))
+    printed = printed_number(ref.resolve().value)
+    return printed.half_unit / printed.value
 
 
 def torchvision_builder(name: str, **defaults: object) -> Callable[..., nn.Module]:

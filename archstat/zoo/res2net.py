@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from archstat.zoo.registry import Expected, Ref, printed_rounding, register_model
+from archstat.zoo.registry import Expected, Ref, register_model
 from archstat.zoo.resnet import ResNet, _shortcut
 
 __all__ = ["Bottle2neck"]
@@ -66,14 +66,14 @@ _MACCS = Ref("Res2Net-50-26w-4s", "MACCs", source="Res2Net-PretrainedModels")
 @register_model(
     "res2net50_26w_4s", family="res2net", paper="Res2Net: A New Multi-scale Backbone Architecture (Gao et al., "
     "TPAMI 2021)", arxiv="1904.01169", table="Table 3; authors' README (params)",
-    params=Expected(_PARAMS, printed_rounding(_PARAMS),
-                    "the authors' README prints two decimals in millions (tolerance: half a unit)"),
-    madds=Expected(Ref("Res2Net-50", "FLOPs", variant="26w x 4s", table="Table 3"), 0.012,
-                   "Table 3 prints one decimal in G (4.2; half a unit is 1.2%); its 'FLOPs' are multiply-adds "
-                   "(the README calls the same numbers MACCs, D15); the gap is larger, see finding",
-                   finding="the count is 4.255 G (4.3 to one decimal). Table 3 prints 4.2 G for ResNet-50 (whose "
-                           "counts are 3.86 G v1, 4.09 G v1.5) and for every Res2Net-50 of that complexity level "
-                           "(48w x 2s, 26w x 4s, 14w x 8s): a nominal budget rather than a count."),
+    params=Expected.rounded(_PARAMS, "the authors' README prints two decimals in millions (tolerance: half a unit)"),
+    madds=Expected.rounded(Ref("Res2Net-50", "FLOPs", variant="26w x 4s", table="Table 3"),
+                           "Table 3 prints one decimal in G (tolerance: half a unit); its 'FLOPs' are multiply-adds "
+                           "(the README calls the same numbers MACCs, D15); the gap is larger, see finding",
+                           finding="the count is 4.255 G (4.3 to one decimal). Table 3 prints 4.2 G for ResNet-50 "
+                                   "(whose counts are 3.86 G v1, 4.09 G v1.5) and for every Res2Net-50 of that "
+                                   "complexity level (48w x 2s, 26w x 4s, 14w x 8s): a nominal budget rather than a "
+                                   "count.", observed="4.255 G"),
     top1_err=Ref("Res2Net-50-26w-4s", "top-1 error", source="Res2Net-PretrainedModels"),
     same_as=("timm:res2net50_26w_4s",),
     differs="Not in torchvision; timm's res2net50_26w_4s is the same network.",

@@ -196,6 +196,8 @@ class PreActResNet(nn.Module):
 
 # --------------------------------------------------------------------------- registry
 
+from archstat.conventions import PaperScope  # noqa: E402
+from archstat.published import printed_number  # noqa: E402
 from archstat.zoo.registry import Expected, Ref, register_model, torchvision_builder  # noqa: E402
 
 _RESNET = dict(family="resnet", paper="Deep Residual Learning for Image Recognition (He et al., CVPR 2016)",
@@ -203,12 +205,24 @@ _RESNET = dict(family="resnet", paper="Deep Residual Learning for Image Recognit
 _SENET = dict(family="senet", paper="Squeeze-and-Excitation Networks (Hu et al., TPAMI)", arxiv="1709.01507")
 _DEPTHS = {18: (BasicBlock, (2, 2, 2, 2)), 34: (BasicBlock, (3, 4, 6, 3)), 50: (Bottleneck, (3, 4, 6, 3)),
            101: (Bottleneck, (3, 4, 23, 3)), 152: (Bottleneck, (3, 8, 36, 3))}
-#: relative half unit of the one decimal ResNet Table 1 prints (0.05 G of the printed figure)
-_TABLE1_ROUNDING = {18: 0.028, 34: 0.014, 50: 0.014, 101: 0.0066, 152: 0.0045}
-_TABLE1_FINDING = ("Table 1 prints {printed} G; the count {count} G would round to {rounded}. SENet's "
+#: The counts of the two depths whose Table 1 figure they do not round to, as the findings quote them.
+_TABLE1_COUNTS = {34: "3.664 G", 50: "3.858 G"}
+_TABLE1_FINDING = ("Table 1 prints {printed} G; the count {count} would round to {rounded:.1f}. SENet's "
                    "re-implementation (Table 2) prints 3.86 G for ResNet-50, the count to two decimals. "
                    "Unexplained: ResNet-34 with option-A (parameter-free) shortcuts would give 3.645 G -> 3.6, but "
                    "no shortcut choice brings ResNet-50 to 3.8 (without any projection it is 3.50 G).")
+
+
+def _table1(depth: int) -> Expected:
+    """ResNet Table 1's FLOPs for ``depth``: one decimal in units of 10^9, judged to half a unit."""
+    ref = Ref(f"ResNet-{depth}", "FLOPs", source="He et al", table="Table 1")
+    reason = "Table 1 prints one decimal in units of 10^9 (tolerance: half a unit)"
+    count = _TABLE1_COUNTS.get(depth)
+    if count is None:
+        return Expected.rounded(ref, reason)
+    finding = _TABLE1_FINDING.format(printed=ref.resolve().value, count=count,
+                                     rounded=printed_number(count).value / 1e9)
+    return Expected.rounded(ref, reason + "; the gap is larger, see finding", finding=finding, observed=count)
 
 
 def _resnet_v1(depth: int) -> Callable[..., ResNet]:
@@ -223,18 +237,13 @@ def _resnet_v1(depth: int) -> Callable[..., ResNet]:
     return build
 
 
-for _depth, (_printed, _count, _rounded) in {18: ("1.8", "1.814", "1.8"), 34: ("3.6", "3.664", "3.7"),
-                                             50: ("3.8", "3.858", "3.9"), 101: ("7.6", "7.570", "7.6"),
-                                             152: ("11.3", "11.282", "11.3")}.items():
+for _depth in _DEPTHS:
     register_model(
         f"resnet{_depth}_v1", **_RESNET,
         params=Expected(Ref(f"ResNet{_depth}", "num_params", source="torchvision"), 0.0,
                         "the paper prints no parameter counts; v1 and v1.5 have the same parameters (D1), so "
                         "torchvision's num_params must match exactly"),
-        madds=Expected(Ref(f"ResNet-{_depth}", "FLOPs", source="He et al", table="Table 1"), _TABLE1_ROUNDING[_depth],
-                       "Table 1 prints one decimal in units of 10^9 (tolerance: half a unit)",
-                       finding="" if _printed == _rounded else _TABLE1_FINDING.format(
-                           printed=_printed, count=_count, rounded=_rounded)),
+        madds=_table1(_depth),
         top1_err=Ref(f"ResNet-{_depth}", "top-1 error", source="He et al", table="Table 3") if _depth >= 50 else None,
         top5_err=Ref(f"ResNet-{_depth}", "top-5 error", source="He et al", table="Table 3") if _depth >= 50 else None,
         same_as=(f"torchvision:resnet{_depth}",) if _depth < 50 else (),
@@ -252,9 +261,10 @@ register_model(
     "et al., CVPR 2017)", arxiv="1611.05431", table="Table 1",
     params=Expected(Ref("ResNeXt-50", "# params", table="Table 1"), 0.005,
                     "Table 1 prints 25.0x10^6; ResNeXt counts without BN gamma/beta (its ResNet-50 is 25.5, "
-                    "25,510,056 without, 25,557,032 with): 24,960,680 rounds to 25.0", bn_affine=False),
-    madds=Expected(Ref("ResNeXt-50", "FLOPs", table="Table 1"), 0.012,
-                   "Table 1 prints one decimal in units of 10^9 (4.23 G -> 4.2; half a unit is 1.2%)"),
+                    "25,510,056 without, 25,557,032 with): 24,960,680 rounds to 25.0",
+                    scope=PaperScope(bn_affine=False)),
+    madds=Expected.rounded(Ref("ResNeXt-50", "FLOPs", table="Table 1"),
+                           "Table 1 prints one decimal in units of 10^9 (4.23 G -> 4.2; tolerance: half a unit)"),
     top1_err=Ref("ResNeXt-50", "top-1 error", variant="32x4d", table="Table 3"),
     same_as=("timm:resnext50_32x4d",),
     differs="torchvision's resnext50_32x4d is the paper's network (stride in the grouped 3x3, as ResNeXt Sec. 4 "
@@ -265,14 +275,14 @@ register_model(
 
 @register_model(
     "se_resnet50", **_SENET, table="Table 2 (GFLOPs), Table 10 (params)",
-    params=Expected(Ref("SE-ResNet-50", "Params", table="Table 10", variant="r=16"), 0.0018,
-                    "Table 10 prints 28.1M, one decimal in millions (half a unit is 0.18%)"),
-    madds=Expected(Ref("SE-ResNet-50", "GFLOPs", table="Table 2"), 0.0013,
-                   "Table 2 prints two decimals in G (half a unit is 0.13%); the gap is larger, see finding",
-                   finding="conv+fc multiply-adds are 3.8605 G (ResNet-50 v1 3.8580 G + 2.5 M in the SE FCs), "
-                           "0.25% under the printed 3.87 G; the paper's +0.01 G over ResNet-50 (3.86) matches the "
-                           "FCs plus the SE squeeze and scale element-wise work (about 11 M), which archstat counts "
-                           "as flops, not madds."),
+    params=Expected.rounded(Ref("SE-ResNet-50", "Params", table="Table 10", variant="r=16"),
+                            "Table 10 prints 28.1M, one decimal in millions (tolerance: half a unit)"),
+    madds=Expected.rounded(Ref("SE-ResNet-50", "GFLOPs", table="Table 2"),
+                           "Table 2 prints two decimals in G (tolerance: half a unit); the gap is larger, see finding",
+                           finding="conv+fc multiply-adds are 3.8605 G (ResNet-50 v1 3.8580 G + 2.5 M in the SE "
+                                   "FCs), 0.25% under the printed 3.87 G; the paper's +0.01 G over ResNet-50 (3.86) "
+                                   "matches the FCs plus the SE squeeze and scale element-wise work (about 11 M), "
+                                   "which archstat counts as flops, not madds.", observed="3.8605 G"),
     top1_err=Ref("SE-ResNet-50", "top-1 error", table="Table 2"),
     top5_err=Ref("SE-ResNet-50", "top-5 error", table="Table 2"),
     same_as=("timm:legacy_seresnet50",),
@@ -286,14 +296,15 @@ def se_resnet50(**kwargs: Any) -> ResNet:
 
 @register_model(
     "se_resnet101", **_SENET, table="Table 2 (GFLOPs); timm benchmark (params)",
-    params=Expected(Ref("legacy_seresnet101", "param_count", source="pytorch-image-models", input_res="224"),
-                    0.0002, "SENet prints no SE-ResNet-101 parameter count; timm's 49.33 M (two decimals, half a "
-                            "unit 0.01%) is the reference implementation's"),
-    madds=Expected(Ref("SE-ResNet-101", "GFLOPs", table="Table 2"), 0.0007,
-                   "Table 2 prints two decimals in G (half a unit is 0.07%); the gap is larger, see finding",
-                   finding="conv+fc multiply-adds are 7.575 G (ResNet-101 v1 7.570 G + 4.7 M in the SE FCs), 0.33% "
-                           "under the printed 7.60 G; the printed +0.02 G over ResNet-101 (7.58) is about what the "
-                           "SE squeeze and scale element-wise work adds, counted by archstat as flops."),
+    params=Expected.rounded(Ref("legacy_seresnet101", "param_count", source="pytorch-image-models", input_res="224"),
+                            "SENet prints no SE-ResNet-101 parameter count; timm's 49.33 M (two decimals, "
+                            "tolerance: half a unit) is the reference implementation's"),
+    madds=Expected.rounded(Ref("SE-ResNet-101", "GFLOPs", table="Table 2"),
+                           "Table 2 prints two decimals in G (tolerance: half a unit); the gap is larger, see finding",
+                           finding="conv+fc multiply-adds are 7.575 G (ResNet-101 v1 7.570 G + 4.7 M in the SE FCs), "
+                                   "0.33% under the printed 7.60 G; the printed +0.02 G over ResNet-101 (7.58) is "
+                                   "about what the SE squeeze and scale element-wise work adds, counted by archstat "
+                                   "as flops.", observed="7.575 G"),
     top1_err=Ref("SE-ResNet-101", "top-1 error", table="Table 2"),
     top5_err=Ref("SE-ResNet-101", "top-5 error", table="Table 2"),
     same_as=("timm:legacy_seresnet101",),
@@ -306,14 +317,14 @@ def se_resnet101(**kwargs: Any) -> ResNet:
 
 @register_model(
     "se_resnext50_32x4d", **_SENET, table="Table 2 (GFLOPs); timm benchmark (params)",
-    params=Expected(Ref("legacy_seresnext50_32x4d", "param_count", source="pytorch-image-models"), 0.0002,
-                    "SENet prints no SE-ResNeXt-50 parameter count; timm's 27.56 M (two decimals, half a unit "
-                    "0.02%) is the reference implementation's"),
-    madds=Expected(Ref("SE-ResNeXt-50", "GFLOPs", table="Table 2"), 0.0012,
-                   "Table 2 prints two decimals in G (half a unit is 0.12%); the gap is larger, see finding",
-                   finding="conv+fc multiply-adds are 4.233 G (ResNeXt-50 4.230 G + 2.5 M in the SE FCs), 0.42% "
-                           "under the printed 4.25 G; SENet's own ResNeXt-50 baseline is printed as 4.24 G, 0.24% "
-                           "over its count (4.230 G) too. Unexplained."),
+    params=Expected.rounded(Ref("legacy_seresnext50_32x4d", "param_count", source="pytorch-image-models"),
+                            "SENet prints no SE-ResNeXt-50 parameter count; timm's 27.56 M (two decimals, "
+                            "tolerance: half a unit) is the reference implementation's"),
+    madds=Expected.rounded(Ref("SE-ResNeXt-50", "GFLOPs", table="Table 2"),
+                           "Table 2 prints two decimals in G (tolerance: half a unit); the gap is larger, see finding",
+                           finding="conv+fc multiply-adds are 4.233 G (ResNeXt-50 4.230 G + 2.5 M in the SE FCs), "
+                                   "0.42% under the printed 4.25 G; SENet's own ResNeXt-50 baseline is printed as "
+                                   "4.24 G, 0.24% over its count (4.230 G) too. Unexplained.", observed="4.233 G"),
     top1_err=Ref("SE-ResNeXt-50", "top-1 error", table="Table 2"),
     top5_err=Ref("SE-ResNeXt-50", "top-5 error", table="Table 2"),
     same_as=("timm:legacy_seresnext50_32x4d",),

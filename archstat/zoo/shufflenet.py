@@ -29,9 +29,11 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from archstat.zoo.registry import Expected, Ref, printed_rounding, register_model, torchvision_builder
+from archstat.conventions import PaperScope
+from archstat.zoo.registry import Expected, Ref, register_model, torchvision_builder
 
-__all__ = ["ShuffleNetV1", "ShuffleUnit", "SHUFFLENET_V1_WIDTHS", "SHUFFLENET_V1_SCALES", "shufflenet_v1_widths"]
+__all__ = ["ShuffleNetV1", "ShuffleUnit", "SHUFFLENET_V1_WIDTHS", "SHUFFLENET_V1_SCALES", "shufflenet_v1_widths",
+           "nominal_complexity"]
 
 #: Table 1: output channels of stages 2, 3, 4 at 1x for each group count g.
 SHUFFLENET_V1_WIDTHS: dict[int, tuple[int, int, int]] = {
@@ -127,44 +129,53 @@ _TABLE1_FINDING = ("The paper counts two ways: Table 1's per-g complexities (143
                    "FC layer, Tables 5, 6 and 8 (524 M for 2x, 292 M for 1.5x, 38 M for 0.5x, g = 3) include it: "
                    "the counts with the FC layer are 524.05, 292.44 and 37.59 M, without it 522.1, 291.0 and "
                    "37.1 M.")
-_QUARTER_FINDING = ("Table 2 prints 13 M for every 0.25x network; the count is 7-17% lower. The 0.25x networks are "
-                    "not in the official code and the paper does not say how the 24-filter first conv scales: with "
-                    "12 filters instead of 6, g = 1 and g = 3 would give 13.2 and 13.3 M. Unexplained.")
 #: Table 2 prints one complexity per scale for all g; Table 1 shows how far the per-g networks
 #: stray from it at 1x: 133 to 143 M around the nominal 140 M, at most 7/140 = 5%.
 _NOMINAL_SPREAD = 0.05
+_NOMINAL_REASON = ("Table 2 prints one nominal complexity per scale for every g; the networks differ by design: "
+                   "Table 1's per-g figures stray up to 5% from the nominal 140 M at 1x (tolerance: 5%). Counted "
+                   "like Table 1, without the FC layer")
+#: The 0.25x counts without the FC layer, as the finding quotes them (archstat zoo --check).
+_QUARTER_COUNTS = {1: "10.86 M", 2: "11.04 M", 3: "10.77 M", 4: "11.67 M", 8: "12.04 M"}
+_QUARTER_FINDING = ("Table 2 prints 13 M for every 0.25x network; this one counts {0} without the FC layer, below "
+                    "the 5% spread of Table 1's per-g networks. The 0.25x networks are not in the official code and "
+                    "the paper does not say how the 24-filter first conv scales: with 12 filters instead of 6, g = 1 "
+                    "and g = 3 would give 13.2 and 13.3 M. Unexplained.")
 
 
 def _scale_label(scale: float) -> str:
     return f"{scale:g}x"
 
 
+def nominal_complexity(groups: int, scale: float) -> Expected:
+    """Table 2's nominal complexity of ShuffleNet ``scale`` x (one figure for every g) as
+    ShuffleNet v1 with ``groups`` groups is judged against it, here, in the zoo (where it is
+    the most specific figure) and in ``archstat report``'s ``shufflenet_complexity``."""
+    ref = Ref(f"ShuffleNet {_scale_label(scale)}", "Complexity", table="Table 2", variant="all g")
+    if scale == 0.25:
+        count = _QUARTER_COUNTS[groups]
+        return Expected(ref, _NOMINAL_SPREAD, _NOMINAL_REASON + "; the gap is larger, see finding",
+                        finding=_QUARTER_FINDING.format(count), observed=count, scope=PaperScope(with_fc=False))
+    return Expected(ref, _NOMINAL_SPREAD, _NOMINAL_REASON, scope=PaperScope(with_fc=False))
+
+
 def _v1_madds(groups: int, scale: float) -> Expected | None:
     """The most specific published complexity of ShuffleNet ``scale`` x (g = ``groups``)."""
-    label = _scale_label(scale)
     if scale == 1.0:
         ref = Ref("ShuffleNet 1x", "Complexity", table="Table 1", variant=f"g={groups}")
-        return Expected(ref, printed_rounding(ref), _TABLE1_NO_FC, with_fc=False)
+        return Expected.rounded(ref, _TABLE1_NO_FC, scope=PaperScope(with_fc=False))
     paper = {(3, 2.0): Ref("ShuffleNet 2x (g=3)", "Complexity", table="Table 5"),
              (3, 1.5): Ref("ShuffleNet 1.5x (g=3)", "Complexity", table="Table 5"),
              (4, 0.5): Ref("ShuffleNet 0.5x (g=4)", "Complexity", table="Table 5"),
              (3, 0.5): Ref("ShuffleNet 0.5x (g=3)", "FLOPs", table="Table 8", source="Zhang")}
     if (groups, scale) in paper:
-        ref = paper[groups, scale]
-        return Expected(ref, printed_rounding(ref), "whole millions, FC layer included (tolerance: half a unit)")
+        return Expected.rounded(paper[groups, scale], "whole millions, FC layer included (tolerance: half a unit)")
     if groups == 8 and scale != 0.25:
         ref = Ref(f"ShuffleNetV1 {scale:.1f}x (group=8)", "FLOPs", source=_OFFICIAL)
-        return Expected(ref, printed_rounding(ref), "the paper prints no per-g figure at this scale; the authors' "
-                        "official code prints whole millions (tolerance: half a unit)")
+        return Expected.rounded(ref, "the paper prints no per-g figure at this scale; the authors' official code "
+                                     "prints whole millions (tolerance: half a unit)")
     if scale in (0.25, 0.5):
-        ref = Ref(f"ShuffleNet {label}", "Complexity", table="Table 2", variant="all g")
-        reason = ("Table 2 prints one nominal complexity per scale for every g; the networks differ by design: "
-                  "Table 1's per-g figures stray up to 5% from the nominal 140 M at 1x (tolerance: 5%). Counted "
-                  "like Table 1, without the FC layer")
-        if scale == 0.25:
-            return Expected(ref, _NOMINAL_SPREAD, reason + "; the gap is larger, see finding",
-                            finding=_QUARTER_FINDING, with_fc=False)
-        return Expected(ref, _NOMINAL_SPREAD, reason, with_fc=False)
+        return nominal_complexity(groups, scale)
     return None
 
 
@@ -173,11 +184,12 @@ def _v1_params(groups: int, scale: float) -> Expected | None:
     if groups not in (3, 8) or scale == 0.25:
         return None
     ref = Ref(f"ShuffleNetV1 {scale:.1f}x (group={groups})", "params", source=_OFFICIAL)
-    finding = ("the count is 5,450,776 parameters (5.45 M, which rounds to 5.5 M); the official README prints 5.4 M "
-               "(truncated?)." if (groups, scale) == (3, 2.0) else "")
-    return Expected(ref, printed_rounding(ref), "the official code's README prints one decimal in millions "
-                    "(tolerance: half a unit)" + ("; the gap is larger, see finding" if finding else ""),
-                    finding=finding)
+    reason = "the official code's README prints one decimal in millions (tolerance: half a unit)"
+    if (groups, scale) == (3, 2.0):
+        return Expected.rounded(ref, reason + "; the gap is larger, see finding", observed="5,450,776",
+                                finding="the count is 5,450,776 parameters (5.45 M, which rounds to 5.5 M); the "
+                                        "official README prints 5.4 M (truncated?).")
+    return Expected.rounded(ref, reason)
 
 
 def _v1_top1(groups: int, scale: float) -> Ref | None:
@@ -213,21 +225,21 @@ for _groups in SHUFFLENET_V1_WIDTHS:
 
 _V2 = dict(family="shufflenet", paper="ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture Design "
            "(Ma et al., ECCV 2018)", arxiv="1807.11164", table="Table 5")
+#: the v2 counts as the Table 5 findings quote them (equal to torchvision's _ops)
+_V2_COUNTS = {"x0_5": "40.48 M", "x1_0": "144.91 M", "x1_5": "295.76 M", "x2_0": "583.25 M"}
 for _suffix, _label, _top1 in (("x0_5", "0.5x", "0.5x"), ("x1_0", "1x", None), ("x1_5", "1.5x", None),
                                ("x2_0", "2x", None)):
+    _count = _V2_COUNTS[_suffix]
     _weights = Ref("ShuffleNet v2", "Num of Weights", variant=_label, table="Table 5")
     _flops = Ref("ShuffleNet v2", "FLOPs", variant=_label, table="Table 5")
     register_model(
         f"shufflenet_v2_{_suffix}", **_V2,
-        params=Expected(_weights, printed_rounding(_weights),
-                        "Table 5 prints one decimal in millions (tolerance: half a unit)"),
-        madds=Expected(_flops, printed_rounding(_flops),
-                       "Table 5 prints whole millions (tolerance: half a unit); the gap is larger, see finding",
-                       finding="the count (equal to torchvision's _ops) is {0} M; Table 5 prints {1}: the paper "
-                               "counts 0.5 to 8 M more. Counting batch norm as one multiply-add per element "
-                               "(folded into a bias) does not explain it either. Unexplained (D10).".format(
-                                   {"x0_5": "40.48", "x1_0": "144.91", "x1_5": "295.76", "x2_0": "583.25"}[_suffix],
-                                   _flops.resolve().value)),
+        params=Expected.rounded(_weights, "Table 5 prints one decimal in millions (tolerance: half a unit)"),
+        madds=Expected.rounded(
+            _flops, "Table 5 prints whole millions (tolerance: half a unit); the gap is larger, see finding",
+            finding=f"the count (equal to torchvision's _ops) is {_count}; Table 5 prints {_flops.resolve().value}: "
+                    "the paper counts 0.5 to 8 M more. Counting batch norm as one multiply-add per element (folded "
+                    "into a bias) does not explain it either. Unexplained (D10).", observed=_count),
         top1_err=Ref("ShuffleNet v2 0.5x", "top-1 error", table="Table 8") if _top1 else None,
         same_as=(f"torchvision:shufflenet_v2_{_suffix}",),
         differs=f"torchvision's shufflenet_v2_{_suffix} is the paper's network (the same builder).",

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from archstat.formulas import ShapeError, adaptive_windows, conv_output_size, conv_transpose_output_size, pool_output_size
+from archstat.formulas import (ShapeError, adaptive_windows, conv_output_size, conv_transpose_output_size,
+                               pool_output_size)
 
 META = torch.device("meta")
 
@@ -90,10 +91,15 @@ def test_adaptive_windows(n_in: int, n_out: int, expected: list[int]) -> None:
     assert adaptive_windows(n_in, n_out) == expected
 
 
-def test_seed_shorthand_needs_rounding_up() -> None:
-    # Seed 000 writes Ho = (H + 2p + 1 - K) / stride. Rounded down it loses a row whenever
-    # H + 2p - K is a multiple of the stride: H=5, K=1, s=2 reads rows 0, 2, 4 (3 outputs), the
-    # floored shorthand gives (5 + 1 - 1) // 2 = 2. Rounded up it equals torch's formula.
-    assert (5 + 0 + 1 - 1) // 2 == 2
-    assert conv_output_size((5,), 1, 2, 0) == (3,)
-    assert -(-(5 + 0 + 1 - 1) // 2) == 3
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 7), st.integers(1, 5), st.integers(0, 3))
+def test_seed_shorthand_is_right_only_rounded_up(h: int, k: int, s: int, p: int) -> None:
+    """Seed 000 writes Ho = (H + 2p + 1 - K) / stride. Against torch's own output size: rounded up it is
+    always right; rounded down only when the stride divides H + 2p + 1 - K (always at stride 1, never for
+    H=5, K=1, s=2: 5 // 2 = 2 where torch reads rows 0, 2, 4)."""
+    assume(h + 2 * p >= k)
+    x, w = torch.empty(1, 1, h, device=META), torch.empty(1, 1, k, device=META)
+    rows = F.conv1d(x, w, stride=s, padding=p).shape[-1]
+    shorthand = h + 2 * p + 1 - k
+    assert -(-shorthand // s) == rows == conv_output_size((h,), k, s, p)[0]
+    assert (shorthand // s == rows) == (shorthand % s == 0)

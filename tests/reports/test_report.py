@@ -17,7 +17,7 @@ from archstat.zoo.resnet import Bottleneck, ResNet
 
 
 def test_quick_report_writes_every_table_and_figure(tmp_path: Path, capsys) -> None:
-    assert main(["report", "--quick", "--out", str(tmp_path)]) == 0
+    assert main(["report", "--quick", "--out-dir", str(tmp_path)]) == 0
     for name in TABLES:
         for ext in ("csv", "md", "tex"):
             assert (tmp_path / f"{name}.{ext}").stat().st_size > 0, (name, ext)
@@ -27,8 +27,17 @@ def test_quick_report_writes_every_table_and_figure(tmp_path: Path, capsys) -> N
     index = (tmp_path / "README.md").read_text()
     assert all(f"({name}.png)" in index for name in FIGURES) and all(f"### {name}:" in index for name in TABLES)
     latency = list(csv.DictReader((tmp_path / "shufflenet_latency.csv").open()))
-    assert {r["zoo model"] for r in latency} == {m for _, m in paper_tables.LATENCY_ROWS}
-    assert all(float(r["720x1280 ms (here)"]) > 0 for r in latency)
+    assert {(r["zoo model"], r["input"]) for r in latency} == {
+        (m, f"{h}x{w}") for _, m in paper_tables.LATENCY_ROWS for h, w in paper_tables.LATENCY_SIZES}
+    # timed at one thread (Table 8's setting) and at the default count, each with its spread and the load
+    threads = paper_tables.latency_threads(ReportOptions(quick=True))
+    assert threads[0] == 1
+    for r in latency:
+        for t in threads:
+            assert float(r[f"ms ({t} thr.)"]) > 0 and float(r[f"IQR ms ({t} thr.)"]) >= 0
+        assert r["other busy"].isdigit() and (r["flag"].startswith("UNDER LOAD") == (r["flag"] != ""))
+    notes = (tmp_path / "shufflenet_latency.md").read_text()
+    assert "No other process shared the CPU" in notes or "UNDER LOAD" in notes
 
 
 def test_measured_columns_follow_the_model_not_the_paper(monkeypatch) -> None:
@@ -43,8 +52,30 @@ def test_measured_columns_follow_the_model_not_the_paper(monkeypatch) -> None:
     clear_cache()
     assert after["ResNet-50"]["FLOPs (pub., G)"] == before["ResNet-50"]["FLOPs (pub., G)"] == "3.8"
     assert float(after["ResNet-50"]["MAdds v1 (G)"]) < float(before["ResNet-50"]["MAdds v1 (G)"])
-    assert after["ResNet-50"]["flag"].startswith("FLAG")  # the slim net no longer matches the paper
+    # the recorded finding explains 3.858 G, not the slim net's count: a mismatch, flagged
+    assert (before["ResNet-50"]["verdict"], after["ResNet-50"]["verdict"]) == ("finding", "mismatch")
+    assert after["ResNet-50"]["flag"].startswith("MISMATCH")
     assert after["ResNet-18"] == before["ResNet-18"]
+
+
+def test_a_figure_has_the_verdict_zoo_check_gives_it(capsys) -> None:
+    """Where a report row shows a zoo model's own figure, its verdict is the one ``archstat zoo --check``
+    prints: ResNet Table 1 for every resnet<N>_v1 (ResNet-34 and -50 are findings in both), and ShuffleNet
+    Table 2's nominal complexity for the networks whose zoo figure it is."""
+    import json
+
+    from archstat.cli import main
+
+    resnet = {f"resnet{r['model'].removeprefix('ResNet-')}_v1": r["verdict"]
+              for r in TABLES["resnet_flops"].build(ReportOptions()).rows}
+    shufflenet = {r["zoo model"]: r["verdict"] for r in TABLES["shufflenet_complexity"].build(ReportOptions()).rows}
+    assert main(["zoo", "--check", "--models", ",".join([*resnet, *shufflenet]), "--format", "json"]) == 0
+    zoo = {r["model"]: r for r in json.loads(capsys.readouterr().out) if r["metric"] == "madds"}
+    assert resnet == {name: zoo[name]["verdict"] for name in resnet}
+    assert [resnet[f"resnet{d}_v1"] for d in (18, 34, 50, 101, 152)] == ["ok", "finding", "finding", "ok", "ok"]
+    table2 = [name for name in shufflenet if "Table 2" in zoo[name]["source"]]
+    assert len(table2) == 7  # 0.25x for all five g, 0.5x for g = 1 and 2
+    assert {name: shufflenet[name] for name in table2} == {name: zoo[name]["verdict"] for name in table2}
 
 
 @pytest.mark.parametrize("n", paper_tables.RATIO_CHANNELS)
@@ -62,5 +93,5 @@ def test_ratio_table_rows_are_exact_to_floating_point() -> None:
 
 
 def test_unknown_report_item_is_a_one_line_error(tmp_path: Path, capsys) -> None:
-    assert main(["report", "--only", "no_such_table", "--out", str(tmp_path)]) == 2
+    assert main(["report", "--only", "no_such_table", "--out-dir", str(tmp_path)]) == 2
     assert "unknown report item no_such_table" in capsys.readouterr().err

@@ -83,6 +83,22 @@ def test_expected_validates_its_tolerance_and_reason() -> None:
         Expected(ref, 0.01, "")
 
 
+def test_a_finding_states_the_count_it_explains_outside_the_tolerance() -> None:
+    """3.87 G at 0.1% admits 3.866-3.874 G: a finding must quote its count, and that count must lie outside."""
+    ref = Ref("SE-ResNet-50", "GFLOPs", table="Table 2")
+    with pytest.raises(ValueError, match="states the count it explains"):
+        Expected(ref, 0.001, "test", finding="an unexplained gap")
+    with pytest.raises(ValueError, match="states the count it explains"):
+        Expected(ref, 0.001, "test", observed="3.860 G")
+    with pytest.raises(ValueError, match="must quote"):
+        Expected(ref, 0.001, "test", finding="the count is 3.86 G", observed="3.860 G")
+    with pytest.raises(ValueError, match="within the tolerance"):
+        Expected(ref, 0.001, "test", finding="the count is 3.867 G", observed="3.867 G")
+    # "3.860 G" stands for 3.8595-3.8605 G
+    assert Expected(ref, 0.001, "test", finding="the count is 3.860 G", observed="3.860 G").band == (
+        pytest.approx(3.8595e9), pytest.approx(3.8605e9))
+
+
 @pytest.mark.parametrize(("ref", "half_unit"), [
     # "3.87" GFLOPs: two decimals -> 0.005 / 3.87
     (Ref("SE-ResNet-50", "GFLOPs", table="Table 2"), 0.005 / 3.87),
