@@ -101,8 +101,10 @@ def apply_convention(stats: "ModelStats", name: str) -> "ModelStats":
     """``stats`` with every record's ``madds`` replaced by what convention ``name`` counts.
 
     ``flops`` becomes ``2 * madds`` (``FlopCounterMode``'s unit: under ``"torch"`` it is
-    exactly the figure ``FlopCounterMode`` reports); ``params`` and ``mem_access`` do not
-    depend on the convention. ``"archstat"`` returns ``stats`` unchanged.
+    exactly the figure ``FlopCounterMode`` reports); in a training count each record's
+    ``backward`` becomes the tool's (:meth:`~archstat.tools.rules.Convention.backward`);
+    ``params`` and ``mem_access`` do not depend on the convention. ``"archstat"`` returns
+    ``stats`` unchanged.
     """
     rules = convention(name)
     if rules.name == "archstat":
@@ -110,7 +112,8 @@ def apply_convention(stats: "ModelStats", name: str) -> "ModelStats":
     records = []
     for r in stats.records:
         madds = record_madds(r, name)
-        records.append(replace(r, cost=Cost(r.cost.params, madds, 2 * madds, r.cost.mem_access)))
+        records.append(replace(r, cost=Cost(r.cost.params, madds, 2 * madds, r.cost.mem_access),
+                               backward=rules.backward(r)))
     note = f"convention {name} ({rules.tool}): madds = {rules.summary}; flops = 2 x madds"
     return replace(stats, records=records, notes=[*stats.notes, note])
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from archstat.counting.stats import OpRecord
+    from archstat.formulas.training import Backward
 
 __all__ = ["Convention", "KnownBug", "Parts", "Rule", "MULTIPLY_ADD_TYPES", "BIAS", "op_type", "in_elements",
            "out_elements", "multiply_adds", "multiply_adds_only", "rate", "module_rules", "with_type"]
@@ -155,7 +156,15 @@ class Convention:
     rules: tuple[str, ...]
     rule: Rule
     bugs: tuple[KnownBug, ...] = ()
+    backward_rule: "Callable[[OpRecord], Backward | None] | None" = None
 
     def bug(self, record: "OpRecord") -> KnownBug | None:
         """The known bug that makes the tool drop ``record``, if any."""
         return next((b for b in self.bugs if b.applies(record)), None)
+
+    def backward(self, record: "OpRecord") -> "Backward | None":
+        """The record's backward pass as the tool counts it (a training count): archstat's,
+        unless the tool has a rule of its own (``backward_rule``); nothing for an op it drops."""
+        if record.backward is None or self.bug(record) is not None:
+            return None if self.bug(record) is not None else record.backward
+        return self.backward_rule(record) if self.backward_rule is not None else record.backward

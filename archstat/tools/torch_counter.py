@@ -14,25 +14,56 @@ aten ops it recorded as skipped (:func:`~archstat.tools.base.not_counted`).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from archstat.tools.base import Tool, ToolResult, module_names, own_counts
-from archstat.tools.rules import Convention, multiply_adds_only
+from archstat.tools.rules import Convention, KnownBug, multiply_adds_only
+
+if TYPE_CHECKING:
+    from archstat.counting.stats import OpRecord
+    from archstat.formulas.training import Backward
 
 __all__ = ["CHECKED", "CONVENTION", "TOOL"]
 
 #: The release these rules were read from and checked against.
 CHECKED = "torch 2.14.1"
 
+def _recurrent(record: "OpRecord") -> bool:
+    """A recurrent layer: on the CPU torch runs it as ``aten.mkldnn_rnn_layer`` (oneDNN)."""
+    return record.call is not None and record.call.formula in ("rnn", "rnn_cell")
+
+
+def _grouped_weight_gradients(record: "OpRecord") -> "Backward | None":
+    """FlopCounterMode's ``convolution_backward`` rule computes a grouped convolution's weight
+    gradient as if the convolution were dense: ``groups`` times its multiply-adds
+    (pytorch#183405, fixed after 2.14). Reproduced so a training count under the ``torch``
+    convention gives what FlopCounterMode gives."""
+    back, call = record.backward, record.call
+    if back is None or call is None or call.formula not in ("conv", "conv_transpose"):
+        return back
+    groups = int(call.kwargs.get("groups", 1))
+    if groups == 1 or not back.weight_madds:
+        return back
+    weight = back.weight_madds * groups
+    return replace(back, weight_madds=weight, flops=back.flops + 2 * (weight - back.weight_madds))
+
+
 CONVENTION = Convention(
     "torch", "torch.utils.flop_counter.FlopCounterMode", "FLOPs, 2 per multiply-add", 2,
     "2 FLOPs per multiply-add of aten convolution, mm/addmm/bmm/baddbmm and scaled-dot-product attention; bias "
     "and everything else 0",
-    ("madds-equivalent = its FLOPs / 2",), multiply_adds_only)
+    ("madds-equivalent = its FLOPs / 2",
+     "backward (a training count): the gradients' multiply-adds, a grouped convolution's weight gradient "
+     "counted groups times (a known bug)",
+     "recurrent layers on the CPU: 0 (a known bug)"), multiply_adds_only,
+    (KnownBug(_recurrent, "drops the recurrent layer: on the CPU it runs as aten.mkldnn_rnn_layer, which has no "
+                          "FLOP formula", CHECKED),),
+    _grouped_weight_gradients)
 
 
 class _Unformulated(TorchDispatchMode):
