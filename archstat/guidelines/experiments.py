@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from math import ceil, floor, log, sqrt
 from typing import Callable
 
@@ -203,10 +204,10 @@ def g3_setups(width: int, platform: str, paper_channels: bool) -> list[Setup]:
         if arrangement == "series":
             widths = _series_widths(c, n, paper_channels)
             channels = "c=" + "->".join(map(str, widths))
-            build = (lambda w=widths: stack(lambda: ConvChain(w)))
+            build = partial(stack, partial(ConvChain, widths))
         else:
             channels = f"c={c}, {n} branches of {c // n}"
-            build = (lambda n=n: stack(lambda: ParallelBranches(c, n)))
+            build = partial(stack, partial(ParallelBranches, c, n))
         in_channels = widths[0] if arrangement == "series" else c
         rows.append(Setup("G3", name, width, platform, channels, f"c={c}", in_channels, build,
                           _both(G3_TABLE, name, lambda p, col=WIDTHS.index(width), m=name:

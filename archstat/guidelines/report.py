@@ -173,7 +173,8 @@ class BlockGuidelines:
         pointwise = self._pointwise()
         worst = max((max(c1, c2) / min(c1, c2) for _, c1, c2 in pointwise), default=None)
         bound = sum(g1_mem_access_bound(hw, hw * c1 * c2) for hw, c1, c2 in pointwise)
-        g1 = 100.0 * (sum(pointwise_mem_access(hw, c1, c2) for hw, c1, c2 in pointwise) / bound - 1.0) if bound else None
+        spent = sum(pointwise_mem_access(hw, c1, c2) for hw, c1, c2 in pointwise)
+        g1 = 100.0 * (spent / bound - 1.0) if bound else None
         grouped = self._grouped()
         max_groups = max((r.call.kwargs["groups"] for r in grouped), default=1)
         total = sum(self.mem_access)

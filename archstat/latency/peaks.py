@@ -16,6 +16,8 @@ datasheet's) instead.
 
 from __future__ import annotations
 
+from functools import partial
+
 import time
 from dataclasses import dataclass
 
@@ -83,16 +85,14 @@ def calibrate(device: str = "cpu", *, threads: int | None = None, dtype: torch.d
     n = matmul_size or (8192 if on_gpu else 1024)
     mib = copy_mib or (1024 if on_gpu else 256)
     with torch_threads(threads) as used, torch.inference_mode():
-        a = torch.randn(n, n, device=device, dtype=dtype)
-        b = torch.randn(n, n, device=device, dtype=dtype)
-        mm_s = _best_seconds(lambda: torch.mm(a, b), device, warmup=2, repeats=repeats)
-        del a, b
+        mm_s = _best_seconds(partial(torch.mm, torch.randn(n, n, device=device, dtype=dtype),
+                                     torch.randn(n, n, device=device, dtype=dtype)), device, warmup=2, repeats=repeats)
         itemsize = torch.empty((), dtype=dtype).element_size()
         src = torch.empty(mib * 2 ** 20 // itemsize, device=device, dtype=dtype).fill_(1)
-        dst = torch.empty_like(src)
-        copy_s = _best_seconds(lambda: dst.copy_(src), device, warmup=1, repeats=repeats)
+        copy_s = _best_seconds(partial(torch.Tensor.copy_, torch.empty_like(src), src), device, warmup=1,
+                               repeats=repeats)
         moved = 2 * src.numel() * itemsize
-        del src, dst
+        del src
     dtype_name = str(dtype).removeprefix("torch.")
     return Peaks(2.0 * n ** 3 / mm_s, moved / copy_s,
                  f"measured on {device}, {used} thread(s), {dtype_name}: {n}x{n} matmul, {mib} MiB copy, "

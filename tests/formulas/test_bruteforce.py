@@ -31,7 +31,8 @@ def loop_conv(x, w, stride, padding, dilation, groups):
     c_out, c_per_group, *kernel = w.shape
     nd = len(size)
     xp = F.pad(x, [p for pad in reversed(padding) for p in (pad, pad)])
-    out_size = [(s + 2 * p - d * (k - 1) - 1) // st + 1 for s, p, d, k, st in zip(size, padding, dilation, kernel, stride)]
+    out_size = [(s + 2 * p - d * (k - 1) - 1) // st + 1
+                for s, p, d, k, st in zip(size, padding, dilation, kernel, stride)]
     out = torch.zeros(n, c_out, *out_size, dtype=x.dtype)
     mults = 0
     out_per_group = c_out // groups
@@ -54,7 +55,8 @@ def loop_conv_transpose(x, w, stride, padding, output_padding, dilation, groups)
     nd = len(size)
     c_out = out_per_group * groups
     in_per_group = c_in // groups
-    full = [(s - 1) * st + d * (k - 1) + 1 + op for s, st, d, k, op in zip(size, stride, dilation, kernel, output_padding)]
+    full = [(s - 1) * st + d * (k - 1) + 1 + op
+            for s, st, d, k, op in zip(size, stride, dilation, kernel, output_padding)]
     buf = torch.zeros(n, c_out, *full, dtype=x.dtype)
     mults = 0
     for b, ci in itertools.product(range(n), range(c_in)):
