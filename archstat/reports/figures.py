@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from cycler import cycler  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import ScalarFormatter  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
 from archstat.published import Published  # noqa: E402
@@ -271,4 +272,31 @@ def dw_ratio(results: dict[str, TableResult], options: ReportOptions) -> plt.Fig
         ax.set_ylabel("separable / standard cost")
         handles, _ = ax.get_legend_handles_labels()
         fig.legend(handles=[*handles, _dot("grey", "counted", filled=False)], loc="outside upper center", ncols=2)
+    return fig
+
+
+@figure("peak_memory_vs_batch", "Peak memory of a training step (fp32, SGD with momentum) against the batch size: "
+        "archstat's estimate (lines, counted on the meta device) and a real step measured on this machine "
+        "(markers).", needs=("training_peak",))
+def peak_memory_vs_batch(results: dict[str, TableResult], options: ReportOptions) -> plt.Figure:
+    rows = results["training_peak"].rows
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    with paper_style():
+        fig, ax = plt.subplots(figsize=(SINGLE_COLUMN, 2.6), layout="constrained")
+        for i, model in enumerate(models):
+            mine = [r for r in rows if r["model"] == model]
+            batches = [r["batch"] for r in mine]
+            ax.plot(batches, [r["estimated (MB)"] for r in mine], color=OKABE_ITO[i])
+            ax.scatter(batches, [r["measured (MB)"] for r in mine], color=OKABE_ITO[i], zorder=3)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        batches = sorted({r["batch"] for r in rows})
+        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(ScalarFormatter())
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("peak memory (MB)")
+        handles = [Line2D([], [], color=OKABE_ITO[i], label=m) for i, m in enumerate(models)]
+        handles += [Line2D([], [], color="grey", label="estimated"), _dot("grey", "measured")]
+        fig.legend(handles=handles, loc="outside right center")
     return fig

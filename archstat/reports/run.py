@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterable
 
 from archstat.errors import ArchstatError
+from archstat.reports import training_tables  # noqa: F401  (registers the training tables)
 from archstat.reports.figures import FIGURES, save_figure
 from archstat.reports.paper_tables import TABLES, ReportOptions, TableResult, clear_cache
 from archstat.reports.writers import render, write_atomic

@@ -20,6 +20,7 @@ from archstat.guidelines.figure import guideline_figure
 from archstat.reports.figures import FIGURES, PRINT_DPI, save_figure
 from archstat.reports.paper_tables import LATENCY_ROWS, LATENCY_SIZES, TABLES, ReportOptions, TableResult, \
     latency_threads
+from archstat.reports.training_tables import PEAK_MODELS, peak_batches
 
 OPTIONS = ReportOptions(quick=True)
 
@@ -36,6 +37,12 @@ def results() -> dict[str, TableResult]:
             rows.append({"model": label, "zoo model": model, "input": "x".join(map(str, size)),
                          **{f"ms ({t} thr.)": madds / 1e7 / t for t in latency_threads(OPTIONS)}})
     tables["shufflenet_latency"] = TableResult(rows, list(rows[0]))
+    peaks = []  # the training peaks: estimated by counting, "measured" made up 2% above
+    for model in PEAK_MODELS:
+        for batch in peak_batches(OPTIONS):
+            estimate = archstat.count(model, (batch, 3, 224, 224), mode="train").peak_train_bytes / 1e6
+            peaks.append({"model": model, "batch": batch, "estimated (MB)": estimate, "measured (MB)": 1.02 * estimate})
+    tables["training_peak"] = TableResult(peaks, list(peaks[0]))
     return tables
 
 
