@@ -381,11 +381,10 @@ def _run(model: nn.Module, param_names: dict[int, str], inputs: Inputs, where: s
         heads = _outermost({n.rpartition(".")[0] or n for n in unused})
         notes.append(f"{sum(unused.values()):,} params are never used by the forward pass ({', '.join(heads[:5])}"
                      f"{', ...' if len(heads) > 5 else ''}); they are in params, not in any row")
-    tensors = {t.key: t for t in counter.refs([*model.parameters(), *model.buffers()])}
     return ModelStats(model=name, input_shape=inputs.shapes, records=counter.records, params=params,
                       device=where, unused_params=unused, notes=notes, free_ops=counter.free_ops, mode=options.mode,
                       optimizer=options.optimizer, inputs=counter.refs(flat_tensors((args, kwargs))),
-                      outputs=counter.refs(flat_tensors(output)), tensors=tuple(tensors.values()))
+                      outputs=counter.refs(flat_tensors(output)), tensors=tuple(counter.tensor_refs))
 
 
 def _cast(value: Any, dtype: torch.dtype) -> Any:

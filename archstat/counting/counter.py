@@ -1,20 +1,33 @@
-"""The hook-based counter: run a model once and record every op it executes.
+"""The counter: run a model once and record every op it executes.
 
 Two observers work together, and never on the same op:
 
-* forward pre/post hooks on every submodule keep the qualified name of the module
-  being run; for a module with a registered handler (``nn.Conv2d``, ``nn.LSTM``,
-  ``nn.MultiheadAttention`` ...) the pre-hook evaluates the handler's formula from the
-  module's hyper-parameters and input shapes, and everything the module does inside
-  is *suppressed* (not recorded again);
+* every module's ``forward`` is wrapped for the run (an instance attribute on the copy
+  being counted, removed afterwards) to keep the qualified name of the module being run;
+  for a module with a registered handler (``nn.Conv2d``, ``nn.LSTM``,
+  ``nn.MultiheadAttention`` ...) the wrapper evaluates the handler's formula from the
+  module's hyper-parameters and input shapes before the module runs, and everything the
+  module does inside is *suppressed* (not recorded again). Wrapping the forward rather
+  than registering hooks keeps every call on ``nn.Module``'s fast path; hooks the copy
+  kept (``weight_norm``, lazy initialisation) still run before the wrapper, as they would
+  before the module's own forward;
 * a :class:`~torch.overrides.TorchFunctionMode`, active only during the run, sees
   every torch function and tensor method called outside such modules (``x + y``,
   ``torch.cat``, ``F.interpolate``, ``q @ k.transpose(-2, -1)``, ``torchvision.ops.nms``)
   and maps it to a formula through :mod:`archstat.counting.handlers`.
 
+On the meta device a handled module whose one output its formula fully describes
+(:data:`STAND_IN_FORMULAS`: convolutions, linear layers, norms, pools, activations, on one
+contiguous input of the module's dtype) is not run at all: the wrapper returns an empty
+meta tensor of the formula's output shape, as the counter does for shape-only functions
+(:data:`~archstat.counting.handlers.SHAPE_ONLY_FUNCTIONS`). torch's meta kernels are
+Python decompositions, slower than the formula. ``check_shapes=True`` runs everything and
+compares. The counter's own reading of shapes and storages runs with torch function
+handling disabled, so it is never intercepted.
+
 The counter runs the model it is given; :func:`archstat.count` gives it a shadow copy
-(:mod:`archstat.counting.shadow`), never the user's module. Hooks are removed and
-training flags restored when the run ends, whatever happens.
+(:mod:`archstat.counting.shadow`), never the user's module. The wrapped forwards and
+the training flags are restored when the run ends, whatever happens.
 """
 
 from __future__ import annotations
@@ -28,20 +41,31 @@ from typing import Any, Callable, Sequence, cast
 
 import torch
 from torch import nn
-from torch.nn.parameter import UninitializedParameter
+from torch.nn.parameter import UninitializedTensorMixin
 from torch.nn.utils import parametrize
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.overrides import TorchFunctionMode
 
 from archstat.counting.autocast import cast_target
-from archstat.counting.handlers import (FREE, METADATA_FUNCTIONS, SHAPE_ONLY_FUNCTIONS, FormulaCall, NeedsValuesError,
-                                        RefusedOpError, call_handler, handler_for_module, normalise_name)
+from archstat.counting.handlers import (FREE, FREE_FUNCTIONS, METADATA_FUNCTIONS, SHAPE_ONLY_FUNCTIONS, FormulaCall,
+                                        ModuleRule, NeedsValuesError, RefusedOpError, call_handler, handler_for_module,
+                                        normalise_name)
 from archstat.counting.stats import OpRecord, TensorRef, format_shape
 from archstat.errors import FormulaMismatchWarning, InputShapeError, InputTooSmallError, RefusedError
 from archstat.formulas import Cost, EmptyOutputError, OpCost, ShapeError
 from archstat.formulas.training import Backward, Needs, SavedTensor, backward
 
-__all__ = ["OpCounter", "flat_tensors"]
+__all__ = ["OpCounter", "flat_tensors", "STAND_IN_FORMULAS"]
+
+#: Formulas of handled modules whose one output tensor the formula describes (see the module
+#: docstring); the module must also take one tensor, keep its input's dtype and not return
+#: indices.
+STAND_IN_FORMULAS = frozenset({"conv", "conv_transpose", "linear", "batch_norm", "layer_norm", "group_norm",
+                               "local_response_norm", "pool", "adaptive_pool", "elementwise", "interpolate",
+                               "channel_shuffle"})
+
+_no_torch_function = torch._C.DisableTorchFunction
+_META = torch.device("meta")
 
 
 def flat_tensors(value: Any) -> list[torch.Tensor]:
@@ -77,18 +101,80 @@ class _Interceptor(TorchFunctionMode):
     def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
         name = normalise_name(func)
-        if name in METADATA_FUNCTIONS or self.counter.bookkeeping:
+        counter = self.counter
+        if name in METADATA_FUNCTIONS:
             return func(*args, **kwargs)
+        if name in FREE_FUNCTIONS:  # views: free, but a view of a parameter is that parameter
+            out = func(*args, **kwargs)
+            if not counter._suppress:
+                counter.on_free(args, kwargs, out)
+            return out
         operands = flat_tensors(args) + flat_tensors(kwargs) if kwargs else flat_tensors(args)
         read = operands  # what the op reads: under autocast, the casts of its operands
-        if self.counter.autocast is not None:
-            args, kwargs = self.counter.autocast_args(name, args, kwargs)
+        if counter.autocast is not None:
+            args, kwargs = counter.autocast_args(name, args, kwargs)
             read = flat_tensors(args) + flat_tensors(kwargs) if kwargs else flat_tensors(args)
-        planned = self.counter.plan(name, func, args, kwargs, read)
+        planned = counter.plan(name, func, args, kwargs, read)
         out = func(*args, **kwargs) if planned is None else planned[2]
-        if not self.counter.suppressed:
-            self.counter.on_function(name, func, args, kwargs, operands, out, planned, read)
+        if not counter._suppress:
+            counter.on_function(name, func, args, kwargs, operands, out, planned, read)
         return out
+
+
+_NO_FORWARD = object()  # a module without a forward of its own on the instance
+
+
+def _subtree_modules(module: nn.Module) -> list[nn.Module]:
+    """``list(module.modules())`` (pre-order, each module once), without its generators."""
+    out: list[nn.Module] = []
+    seen: set[int] = set()
+    stack = [module]
+    while stack:
+        m = stack.pop()
+        if id(m) in seen:
+            continue
+        seen.add(id(m))
+        out.append(m)
+        stack.extend(c for c in reversed(m._modules.values()) if c is not None)
+    return out
+
+
+def _subtree_tensors(module: nn.Module, attr: str) -> list[torch.Tensor]:
+    out: list[torch.Tensor] = []
+    seen: set[int] = set()
+    for m in _subtree_modules(module):
+        for t in getattr(m, attr).values():
+            if t is not None and id(t) not in seen:
+                seen.add(id(t))
+                out.append(t)
+    return out
+
+
+def _subtree_parameters(module: nn.Module) -> list[torch.Tensor]:
+    """``list(module.parameters())`` (each tensor once, in the same order)."""
+    return _subtree_tensors(module, "_parameters")
+
+
+def _subtree_buffers(module: nn.Module) -> list[torch.Tensor]:
+    """``list(module.buffers())``."""
+    return _subtree_tensors(module, "_buffers")
+
+
+class _ModuleInfo:
+    """What the counter knows of one module of the run, looked up once: its qualified name,
+    its rule, whether it may return a stand-in, and (read when it first runs, after a lazy
+    module has materialised) the canonical names and tensors of its subtree's parameters."""
+
+    __slots__ = ("name", "rule", "parametrized", "stand_in", "inplace", "owned", "tensors")
+
+    def __init__(self, name: str, rule: ModuleRule | None, parametrized: bool, stand_in: bool, inplace: bool) -> None:
+        self.name = name
+        self.rule = rule
+        self.parametrized = parametrized
+        self.stand_in = stand_in
+        self.inplace = inplace
+        self.owned: tuple[list[tuple[str, torch.Tensor]], frozenset[str], int] | None = None
+        self.tensors: tuple[bool, torch.dtype | None, bool] | None = None  # see OpCounter._module_stand_in
 
 
 class OpCounter:
@@ -112,42 +198,74 @@ class OpCounter:
         self.free_ops = 0
         self.mismatches: list[str] = []
         self._param_names = dict(param_names)
-        self._params_by_name = {name: t for t in model.parameters() if (name := param_names.get(id(t)))}
+        parameters = _subtree_parameters(model)
+        self._params_by_name = {name: t for t in parameters if (name := param_names.get(id(t)))}
         self._param_views: list[torch.Tensor] = []  # keeps ids of parameter views valid
         self._attributed: set[str] = set()
         self._modules = list(model.named_modules())
         self._module_names = {id(m): name for name, m in self._modules}
-        self._owned: dict[int, list[tuple[str, torch.Tensor]]] = {}
+        self._info: dict[int, _ModuleInfo] = {}
         self._stack: list[str] = []
-        self._pending: list[tuple[nn.Module, FormulaCall, OpCost | None, tuple, list[torch.Tensor]] | None] = []
+        self._pending: list[tuple[_ModuleInfo, FormulaCall, OpCost | None, tuple, list[torch.Tensor]] | None] = []
         self._suppress = 0
-        self.bookkeeping = False  # the counter's own tensor calls, never recorded
         self._op_index: Counter[str] = Counter()
-        self._storages: dict[int, tuple[int, StorageWeakRef]] = {}
+        self._evaluated: dict[tuple, OpCost] = {}  # this run's formula evaluations (see evaluate)
+        self._storages: dict[int, tuple[int, StorageWeakRef | None, Any]] = {}
         self._serial = itertools.count(1)
         self._fresh = itertools.count(-1, -1)
-        self._param_keys = {self.ref(t).key for t in (*model.parameters(), *model.buffers())
-                            if not isinstance(t, UninitializedParameter)}
+        self._param_keys: set[int] = set()
+        self._fixed: dict[int, tuple[torch.Tensor, TensorRef]] = {}  # parameters and buffers: read once
+        with _no_torch_function():
+            tensors = [t for t in (*parameters, *_subtree_buffers(model)) if not isinstance(t, UninitializedTensorMixin)]
+            refs = [self.ref(t) for t in tensors]
+            self._param_keys = {r.key for r in refs}
+            self._fixed = {id(t): (t, r._replace(param=True)) for t, r in zip(tensors, refs)}  # held: ids stay theirs
+
+    @property
+    def tensor_refs(self) -> list[TensorRef]:
+        """The model's parameters and buffers, each storage once."""
+        return list({r.key: r for _, r in self._fixed.values()}.values())
 
     # ----------------------------------------------------------------- storages
 
     def ref(self, t: torch.Tensor) -> TensorRef:
         """``t`` by its storage: views and in-place results share their base's key; a storage
-        freed and replaced at the same address gets a new one."""
+        freed and replaced at the same address gets a new one. (Meta storages hold no memory:
+        they are kept alive for the run, so their addresses are never reused; others are
+        watched through weak references.)"""
+        fixed = self._fixed.get(id(t))
+        if fixed is not None:
+            return fixed[1]
         try:
             storage = t.untyped_storage()
-            address, nbytes = storage._cdata, storage.nbytes()
         except (RuntimeError, NotImplementedError):  # no storage (sparse, nested): the tensor itself
             return TensorRef(id(t), t.numel() * t.element_size(), t.element_size(), grad=t.requires_grad)
+        address = storage._cdata
         entry = self._storages.get(address)
-        if entry is None or entry[1].expired():
-            entry = (next(self._serial), StorageWeakRef(storage))
+        if entry is None or (entry[1] is not None and entry[1].expired()):
+            meta = t.is_meta
+            entry = (next(self._serial), None if meta else StorageWeakRef(storage), storage if meta else None)
             self._storages[address] = entry
         key = entry[0]
-        return TensorRef(key, nbytes, t.element_size(), key in getattr(self, "_param_keys", ()), t.requires_grad)
+        return TensorRef(key, storage.nbytes(), t.element_size(), key in self._param_keys, t.requires_grad)
 
     def refs(self, tensors: Sequence[torch.Tensor]) -> tuple[TensorRef, ...]:
-        return tuple(self.ref(t) for t in tensors)
+        return tuple([self.ref(t) for t in tensors])
+
+    # ----------------------------------------------------------------- formulas
+
+    def evaluate(self, call: FormulaCall) -> OpCost:
+        """``call``'s formula evaluated. A network repeats its layers, so within this one run
+        an identical call (same formula, same shapes and hyper-parameters) is evaluated
+        once; nothing is kept between runs."""
+        try:
+            key = (call.formula, call.args, tuple(call.kwargs.items()))
+            found = self._evaluated.get(key)
+        except TypeError:  # an unhashable argument (a list of shapes): evaluate it
+            return call.evaluate(count_bias=self.count_bias)
+        if found is None:
+            found = self._evaluated[key] = call.evaluate(count_bias=self.count_bias)
+        return found
 
     # ----------------------------------------------------------------- autocast
 
@@ -162,16 +280,12 @@ class OpCounter:
 
         def cast(v: Any) -> Any:
             if isinstance(v, torch.Tensor) and v.is_floating_point() and v.dtype != dtype:
-                self.bookkeeping = True
-                try:
-                    key = self.ref(v).key
-                    leaf = v.is_leaf and v.requires_grad
-                    copy = self._casts.get(key) if leaf else None
-                    if copy is None:
-                        copy = v.to(dtype)
-                        self._casts[key] = copy
-                finally:
-                    self.bookkeeping = False
+                key = self.ref(v).key
+                leaf = v.is_leaf and v.requires_grad
+                copy = self._casts.get(key) if leaf else None
+                if copy is None:
+                    copy = v.to(dtype)
+                    self._casts[key] = copy
                 return copy
             if isinstance(v, (list, tuple)) and not hasattr(v, "_fields"):
                 return type(v)(cast(x) for x in v)
@@ -200,104 +314,182 @@ class OpCounter:
         return self._stack[-1] if self._stack else ""
 
     def run(self, call: Callable[[], Any]) -> Any:
-        """Run ``call()`` (which runs the model) with hooks and the interceptor in place.
+        """Run ``call()`` (which runs the model) with the counting forwards and the interceptor
+        in place.
 
-        The model is put in eval mode (train mode with ``train``) for the run; every
-        module's training flag and the hook dictionaries are restored afterwards, also on
-        error.
+        Every module's ``forward`` is wrapped for the run by an instance attribute that keeps
+        the module stack and evaluates handled modules (cheaper than forward hooks, which
+        send every call through ``nn.Module``'s slow path; hooks the copy kept still run
+        first). The model is put in eval mode (train mode with ``train``) for the run; the
+        forwards and every module's training flag are restored afterwards, also on error.
         """
-        modes = {m: m.training for _, m in self._modules}
-        handles = []
+        modes = [(m, m.training) for _, m in self._modules]
+        wrapped: list[tuple[nn.Module, Any]] = []
         try:
-            for m in modes:
-                handles.append(m.register_forward_pre_hook(self._pre_hook, with_kwargs=True))
-                handles.append(m.register_forward_hook(self._post_hook, with_kwargs=True))
-            for m in modes:
-                m.training = self.train
+            for m, _ in modes:
+                attrs = vars(m)
+                own = attrs.get("forward", _NO_FORWARD)
+                wrapped.append((m, own))
+                attrs["forward"] = self._counting_forward(m, self._module_info(m), own)
+                object.__setattr__(m, "training", self.train)
             self._casts.clear()
             with torch.set_grad_enabled(self.train), _Interceptor(self):
                 return call()
         finally:
-            for h in handles:
-                h.remove()
-            for m, training in modes.items():
-                m.training = training
+            for m, own in wrapped:
+                if own is _NO_FORWARD:
+                    vars(m).pop("forward", None)
+                else:
+                    vars(m)["forward"] = own
+            for m, training in modes:
+                object.__setattr__(m, "training", training)
 
     # ----------------------------------------------------------------- modules
+
+    def _module_info(self, module: nn.Module) -> _ModuleInfo:
+        info = self._info.get(id(module))
+        if info is None:
+            name = self._module_names.get(id(module), type(module).__name__)
+            # a forward set on the instance is the module's own: counted through the ops it calls
+            attrs = vars(module)
+            rule = None if "forward" in attrs else handler_for_module(module)
+            parametrized = parametrize.is_parametrized(module) if "parametrizations" in module._modules else False
+            stand_in = rule is not None and rule.formula in STAND_IN_FORMULAS and not parametrized \
+                and not attrs.get("return_indices", False) and not self.check_shapes and self.autocast is None
+            info = self._info[id(module)] = _ModuleInfo(name, rule, parametrized, stand_in,
+                                                        bool(attrs.get("inplace", False)))
+        return info
+
+    def _counting_forward(self, module: nn.Module, info: _ModuleInfo, own: Any) -> Callable[..., Any]:
+        """``module``'s forward for the run: enter (name, formula, stand-in), the module's own
+        forward unless a stand-in answers, exit (the row). On an error the stack keeps the
+        failing module, so the error can name it."""
+        forward = own if own is not _NO_FORWARD else type(module).forward.__get__(module)
+        enter, leave = self._enter, self._leave
+
+        def counting_forward(*args: Any, **kwargs: Any) -> Any:
+            stand_in = enter(module, info, args, kwargs)
+            output = forward(*args, **kwargs) if stand_in is None else stand_in
+            leave(module, output, stand_in is not None)
+            return output
+
+        counting_forward.__wrapped__ = forward  # type: ignore[attr-defined]  # inspect.signature sees the module's
+        return counting_forward
 
     def _param_numel(self, name: str) -> int:
         """Elements of parameter ``name`` (read when used: a lazy one has materialised by then)."""
         t = self._params_by_name.get(name)
-        return t.numel() if t is not None and not isinstance(t, UninitializedParameter) else 0
+        return t.numel() if t is not None and not isinstance(t, UninitializedTensorMixin) else 0
 
-    def _owned_params(self, module: nn.Module) -> list[tuple[str, int]]:
-        """Canonical names and sizes of the parameters of ``module``'s subtree (a handled module
-        answers for all of it: nn.MultiheadAttention owns out_proj). Read when the module
-        first runs, after a lazy module has materialised its parameters."""
-        key = id(module)
-        if key not in self._owned:
-            self._owned[key] = [(self._param_names.get(id(p), ""), p) for p in module.parameters()]
-        return [(name, p.numel()) for name, p in self._owned[key] if not isinstance(p, UninitializedParameter)]
+    def _owned_params(self, info: _ModuleInfo, module: nn.Module) -> tuple[list[tuple[str, torch.Tensor]],
+                                                                           frozenset[str], int]:
+        """Canonical names and tensors of the parameters of ``module``'s subtree (a handled
+        module answers for all of it: nn.MultiheadAttention owns out_proj), the set of those
+        names and their elements. Read when the module first runs, after a lazy module has
+        materialised its parameters."""
+        if info.owned is None:
+            owned = [(self._param_names.get(id(p), ""), p) for p in _subtree_parameters(module)
+                     if not isinstance(p, UninitializedTensorMixin)]
+            info.owned = (owned, frozenset(n for n, _ in owned), sum(p.numel() for _, p in owned))
+        return info.owned
 
-    def _pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
-        name = self._module_names.get(id(module), type(module).__name__)
-        self._stack.append(name)
-        rule = None if self.suppressed else handler_for_module(module)
+    def _enter(self, module: nn.Module, info: _ModuleInfo, args: tuple, kwargs: dict) -> Any:
+        """A module starts: push its name; for a handled module evaluate its formula (refusing
+        an input it would reject), suppress what it runs inside, and return its stand-in
+        output where one answers for it (else None)."""
+        self._stack.append(info.name)
+        rule = None if self._suppress else info.rule
         if rule is None:
             self._pending.append(None)
-            return
-        if parametrize.is_parametrized(module):  # the weight is computed from its originals: count that too
+            return None
+        if info.parametrized:  # the weight is computed from its originals: count that too
             for tensor_name in getattr(module, "parametrizations"):
                 getattr(module, tensor_name)
-        try:
-            call = rule(module, args, kwargs)
-            op = None if call is FREE else call.evaluate(count_bias=self.count_bias)
-        except ShapeError as exc:
-            shapes = format_shape(tuple(tuple(t.shape) for t in flat_tensors(args) + flat_tensors(kwargs)))
-            error = InputTooSmallError if isinstance(exc, EmptyOutputError) else InputShapeError
-            raise error(f"layer '{name or type(module).__name__}' ({type(module).__name__}) cannot take input "
-                        f"{shapes}: {exc}") from None
-        inputs = flat_tensors(args) + flat_tensors(kwargs) if kwargs else flat_tensors(args)
-        self._pending.append((module, call, op, tuple(tuple(t.shape) for t in flat_tensors(args)), inputs))
+        with _no_torch_function():
+            try:
+                call = rule(module, args, kwargs)
+                op = None if call is FREE else self.evaluate(call)
+            except ShapeError as exc:
+                shapes = format_shape(tuple(tuple(t.shape) for t in flat_tensors(args) + flat_tensors(kwargs)))
+                error = InputTooSmallError if isinstance(exc, EmptyOutputError) else InputShapeError
+                raise error(f"layer '{info.name or type(module).__name__}' ({type(module).__name__}) cannot take "
+                            f"input {shapes}: {exc}") from None
+            inputs = flat_tensors(args) + flat_tensors(kwargs) if kwargs else flat_tensors(args)
+            stand_in = self._module_stand_in(module, info, inputs[0], op) \
+                if info.stand_in and op is not None and not kwargs and len(args) == 1 and len(inputs) == 1 else None
+            in_shapes = tuple([tuple(t.shape) for t in (inputs if not kwargs else flat_tensors(args))])
+            self._pending.append((info, call, op, in_shapes, inputs))
         self._suppress += 1
+        return stand_in
 
-    def _post_hook(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+    def _module_stand_in(self, module: nn.Module, info: _ModuleInfo, x: torch.Tensor,
+                         op: OpCost) -> torch.Tensor | None:
+        """The output of ``module`` on ``x`` as its formula describes it, or None where torch
+        must run it: an input or tensor off meta, not contiguous, or of another dtype than the
+        module's (torch would refuse it); a formula with several outputs."""
+        shape = op.output_shape
+        if not x.is_meta or not x.is_floating_point() or not x.is_contiguous() \
+                or (shape and type(shape[0]) is not int):
+            return None
+        if info.tensors is None:  # the module's own floating-point tensors, read when it first runs
+            own = [t for t in itertools.chain(module._parameters.values(), module._buffers.values())
+                   if t is not None and t.is_floating_point()]
+            dtypes = {t.dtype for t in own}
+            usable = len(dtypes) <= 1 and all(t.is_meta and not isinstance(t, UninitializedTensorMixin) for t in own)
+            info.tensors = (usable, next(iter(dtypes), None), any(t.requires_grad for t in own))
+        usable, dtype, requires_grad = info.tensors
+        if not usable or (dtype is not None and dtype != x.dtype):
+            return None
+        if info.inplace and tuple(x.shape) == tuple(shape):
+            return x  # relu(inplace=True): the result is the input's storage
+        out = torch.empty(cast(tuple[int, ...], shape), dtype=x.dtype, device=_META)
+        if (requires_grad or x.requires_grad) and torch.is_grad_enabled():
+            out.requires_grad_(True)
+        return out
+
+    def _leave(self, module: nn.Module, output: Any, stand_in: bool) -> None:
+        """A module ends: pop its name; a handled module's row (``stand_in``: the output is the
+        one its formula described)."""
         entry = self._pending.pop()
         name = self._stack.pop()
         if entry is None:
             return
         self._suppress -= 1
-        _, call, op, in_shapes, inputs = entry
+        info, call, op, in_shapes, inputs = entry
         if op is None:  # FREE
             self.free_ops += 1
             return
-        owned = self._owned_params(module)
-        held = sum(n for _, n in owned)
+        with _no_torch_function():
+            self._record_module(info, module, call, op, in_shapes, inputs, output, name, stand_in)
+
+    def _record_module(self, info: _ModuleInfo, module: nn.Module, call: FormulaCall, op: OpCost,
+                       in_shapes: tuple, inputs: list[torch.Tensor], output: Any, name: str, stand_in: bool) -> None:
+        owned, owned_names, held = self._owned_params(info, module)
+        attributed = self._attributed
+        fresh = owned_names.isdisjoint(attributed)  # none of its parameters was used before
         note = ""
-        if op.cost.params != held and not parametrize.is_parametrized(module) and not (
-                self._attributed & {p for p, _ in owned}):
+        if op.cost.params != held and not info.parametrized and fresh:
             note = f"formula gives {op.cost.params:,} params, module holds {held:,}"
         # the row holds the module's parameters not used before (a parametrization's originals are
         # used by the rows that compute the weight from them), and parameters it takes as input
         # (a learned query passed to a linear layer)
-        fed = {self._param_names[id(t)] for t in inputs if id(t) in self._param_names} - {p for p, _ in owned}
-        params = sum(n for p, n in owned if p not in self._attributed) + \
-            sum(self._param_numel(p) for p in fed if p not in self._attributed)
-        self._attributed.update(p for p, _ in owned)
-        self._attributed.update(fed)
-        operands = [*inputs, *module.parameters()]
+        params = held if fresh else sum(p.numel() for n, p in owned if n not in attributed)
+        names = self._param_names
+        fed = {names[id(t)] for t in inputs if id(t) in names}
+        if fed:
+            fed -= owned_names
+            params += sum(self._param_numel(p) for p in fed if p not in attributed)
+            attributed.update(fed)
+        attributed.update(owned_names)
+        operands = [*inputs, *(p for _, p in owned)]
         read = None
         if self.autocast is not None:  # the module's inner ops read autocast copies: those are saved
-            self.bookkeeping = True
-            try:
-                if call.formula in _COMPOSITE_LOWER:  # its inner ops run outside the interceptor: cast here
-                    read = list(self.autocast_args("linear", tuple(operands), {})[0])
-                else:
-                    read = [self.cast_of(t) for t in operands]
-            finally:
-                self.bookkeeping = False
+            if call.formula in _COMPOSITE_LOWER:  # its inner ops run outside the interceptor: cast here
+                read = list(self.autocast_args("linear", tuple(operands), {})[0])
+            else:
+                read = [self.cast_of(t) for t in operands]
         self._record(name or type(module).__name__, name, type(module).__name__, call, op, in_shapes,
-                     output, params, note, type(module), operands, bool(getattr(module, "inplace", False)), read)
+                     output, params, note, type(module), operands, info.inplace, read, stand_in)
 
     # ----------------------------------------------------------------- functions
 
@@ -315,7 +507,7 @@ class OpCounter:
                 return None
             if call is FREE:  # dropout at inference returns its input
                 return call, None, tensors[0]
-            op = call.evaluate(count_bias=self.count_bias)
+            op = self.evaluate(call)
         except Exception:  # let torch run it and report whatever is wrong
             return None
         first = tensors[0]
@@ -330,6 +522,20 @@ class OpCounter:
         if torch.is_grad_enabled() and out.is_floating_point() and any(t.requires_grad for t in tensors):
             out.requires_grad_(True)  # the stand-in carries what autograd would: a gradient is needed
         return call, op, out
+
+    def on_free(self, args: tuple, kwargs: dict, out: Any) -> None:
+        """A view or other free call outside any handled module: no row, but a view of a
+        parameter is still that parameter."""
+        outputs = flat_tensors(out)
+        if not outputs:
+            return  # metadata: shape, dtype ...
+        self.free_ops += 1
+        names = self._param_names
+        owner = next((names[id(t)] for t in flat_tensors((args, kwargs)) if id(t) in names), None)
+        if owner is not None:
+            for t in outputs:
+                names[id(t)] = owner
+                self._param_views.append(t)
 
     def on_function(self, name: str, func: Callable, args: tuple, kwargs: dict, operands: list[torch.Tensor],
                     out: Any, planned: tuple[FormulaCall, OpCost | None, Any] | None = None,
@@ -366,7 +572,7 @@ class OpCounter:
             call = replace(call, kwargs={**call.kwargs, "params": sum(numels[p] for p in set(param_operands))})
             op = None
         try:
-            op = op or call.evaluate(count_bias=self.count_bias)
+            op = op or self.evaluate(call)
         except (ShapeError, ValueError, TypeError, KeyError) as exc:
             self._uncounted(name, func, operands, out, f"formula failed: {exc}")
             return
@@ -397,23 +603,21 @@ class OpCounter:
     def _record(self, name: str, module: str, type_name: str, call: FormulaCall, op: OpCost,
                 in_shapes: tuple, output: Any, params: int, note: str, module_class: type | None,
                 operands: Sequence[torch.Tensor], in_place: bool = False,
-                read: Sequence[torch.Tensor] | None = None) -> None:
-        observed = _observed_shapes(output)
+                read: Sequence[torch.Tensor] | None = None, described: bool = False) -> None:
+        """Append the row of one counted op (``described``: its output is the stand-in its
+        formula described, so the shapes agree by construction)."""
+        outputs = flat_tensors(output)
+        observed = [] if described else [tuple(t.shape) for t in outputs]
         if not _shapes_agree(op.output_shape, observed):
             note = (note + "; " if note else "") + (
                 f"formula predicts output {format_shape(op.output_shape)}, torch gave {format_shape(tuple(observed))}")
         if note:
             self.mismatches.append(f"{name}: {note}")
             warnings.warn(f"archstat: {name}: {note}", FormulaMismatchWarning, stacklevel=2)
-        cost = Cost(params, op.cost.madds, op.cost.flops, op.cost.mem_access)
-        outputs = flat_tensors(output)
-        self.bookkeeping = True
-        try:
-            operand_refs, output_refs = self.refs(operands), self.refs(outputs)
-            back, saved = self._backward(call, operands, outputs, operand_refs, output_refs, in_place, read) \
-                if self.train else (None, ())
-        finally:
-            self.bookkeeping = False
+        cost = op.cost if op.cost.params == params else Cost(params, op.cost.madds, op.cost.flops, op.cost.mem_access)
+        operand_refs, output_refs = self.refs(operands), self.refs(outputs)
+        back, saved = self._backward(call, operands, outputs, operand_refs, output_refs, in_place, read) \
+            if self.train else (None, ())
         self.records.append(OpRecord(name=name, module=module, type=type_name, category=op.category,
                                      input_shapes=in_shapes, output_shape=op.output_shape, cost=cost, counted=True,
                                      call=call, note=note, module_class=module_class, operands=operand_refs,

@@ -1,24 +1,35 @@
 """Counting a user's model without touching it: a shadow copy with stand-in tensors.
 
-``archstat.count(model)`` never runs ``model`` itself. It deep-copies the module tree with
-every parameter and buffer replaced, through ``copy.deepcopy``'s memo, by a stand-in:
-on ``meta`` an empty tensor of the same shape, dtype and ``requires_grad`` (no memory),
-for the CPU fallback a detached copy of the values. Because the memo maps each original
-tensor to exactly one stand-in and each module object is copied once, tied weights stay
-tied and a submodule registered under two names stays one module in the copy; nothing
-depends on ``torch.func.functional_call``'s handling of aliases (pytorch#164759).
+``archstat.count(model)`` never runs ``model`` itself. It copies the module tree with every
+parameter and buffer replaced by a stand-in: on ``meta`` an empty tensor of the same
+shape, dtype and ``requires_grad`` (no memory), for the CPU fallback a detached copy of
+the values. The copy follows ``copy.deepcopy``'s rules and shares its memo, so each
+original tensor maps to exactly one stand-in and each module object is copied once:
+tied weights stay tied and a submodule registered under two names stays one module in
+the copy; nothing depends on ``torch.func.functional_call``'s handling of aliases
+(pytorch#164759).
 
-The copy's forward hooks are removed, so the user's hooks never run and never see a
-meta tensor. Kept are the hooks that are part of the network's definition: lazy modules'
-parameter inference, ``weight_norm`` and ``spectral_norm``. A forward that changes its
-module (``self.calls += 1``, a cached tensor) changes the copy. What the copy cannot
-isolate are effects outside the module tree: globals, files, closures the forward
+Modules of ordinary classes are copied directly (a new instance whose ``__dict__`` holds
+the copied attributes, set through the class's ``__setstate__``), which is what
+``copy.deepcopy`` does for them, without its generic machinery; a class with its own
+``__deepcopy__``, ``__reduce_ex__``, ``__getstate__`` or ``__slots__`` (parametrized
+modules) goes through ``copy.deepcopy`` itself. Attributes that are neither modules nor
+tensors are deep-copied too (immutable ones are shared, as deepcopy shares them).
+
+The copy's forward and backward hooks are removed, so the user's hooks never run and
+never see a meta tensor. Kept are the hooks that are part of the network's definition:
+lazy modules' parameter inference, ``weight_norm`` and ``spectral_norm``. A forward that
+changes its module (``self.calls += 1``, a cached tensor) changes the copy. What the copy
+cannot isolate are effects outside the module tree: globals, files, closures the forward
 writes, and global module hooks (``register_module_forward_hook``).
 """
 
 from __future__ import annotations
 
 import copy
+import copyreg
+import types
+from collections import OrderedDict
 from typing import Any
 
 import torch
@@ -35,8 +46,17 @@ __all__ = ["shadow_copy", "unique_tensors", "has_uninitialized", "KEPT_HOOKS"]
 #: Hook types that define the network rather than observe it: kept on the copy.
 KEPT_HOOKS: tuple[type, ...] = (WeightNorm, SpectralNorm)
 
-_HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks", "_backward_pre_hooks", "_backward_hooks")
-_KWARG_SETS = ("_forward_pre_hooks_with_kwargs", "_forward_hooks_with_kwargs", "_forward_hooks_always_called")
+#: Hook dictionaries whose entries run on a forward or backward pass (stripped on the copy),
+#: and the per-hook flags kept beside them.
+_HOOK_DICTS = frozenset({"_forward_pre_hooks", "_forward_hooks", "_backward_pre_hooks", "_backward_hooks"})
+_KWARG_SETS = frozenset({"_forward_pre_hooks_with_kwargs", "_forward_hooks_with_kwargs",
+                         "_forward_hooks_always_called"})
+
+#: Values ``copy.deepcopy`` returns as they are.
+_ATOMIC = frozenset({type(None), bool, int, float, complex, str, bytes, type, range, types.FunctionType,
+                     types.BuiltinFunctionType, type(Ellipsis), type(NotImplemented), torch.dtype, torch.device,
+                     torch.layout, torch.memory_format})
+_EMPTY_CONTAINERS = (dict, OrderedDict, set, list)
 
 
 def unique_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
@@ -48,29 +68,6 @@ def unique_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
             seen.add(id(t))
             out.append((name, t))
     return out
-
-
-def _plain_tensors(model: nn.Module) -> list[torch.Tensor]:
-    """Tensors modules keep as plain attributes (not parameters or buffers), directly or in a
-    list, tuple or dict: the weight old-style ``weight_norm`` / ``spectral_norm`` compute,
-    caches, anchor lists. A non-leaf one (computed with grad) could not be deep-copied."""
-    found: list[torch.Tensor] = []
-
-    def collect(value: Any, depth: int = 0) -> None:
-        if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
-            found.append(value)
-        elif depth < 2 and isinstance(value, (list, tuple)):
-            for v in value:
-                collect(v, depth + 1)
-        elif depth < 2 and isinstance(value, dict):
-            for v in value.values():
-                collect(v, depth + 1)
-
-    for module in model.modules():
-        for key, value in vars(module).items():
-            if key not in ("_parameters", "_buffers", "_modules"):
-                collect(value)
-    return found
 
 
 def _stand_in(t: torch.Tensor, device: str) -> torch.Tensor:
@@ -86,6 +83,122 @@ def _is_kept(hook: Any) -> bool:
     if isinstance(hook, KEPT_HOOKS):
         return True
     return getattr(hook, "__func__", None) is LazyModuleMixin._infer_parameters
+
+
+_DIRECT: dict[type, bool] = {}
+
+
+def _copied_directly(cls: type) -> bool:
+    """Does deep-copying an instance of ``cls`` amount to copying its ``__dict__`` (no custom
+    ``__deepcopy__``, reduction, state or slots)?"""
+    known = _DIRECT.get(cls)
+    if known is None:
+        known = _DIRECT[cls] = (getattr(cls, "__deepcopy__", None) is None
+                                and cls.__reduce_ex__ is object.__reduce_ex__
+                                and cls.__reduce__ is object.__reduce__
+                                and cls.__getstate__ is nn.Module.__getstate__
+                                and not copyreg._slotnames(cls))  # type: ignore[attr-defined]
+    return known
+
+
+class _Copier:
+    """One shadow copy in the making: the deepcopy memo and the canonical parameter names."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.memo: dict[int, Any] = {}
+        self.names: dict[int, str] = {}  # id(stand-in parameter) -> first qualified name
+        self.deep_copied: list[nn.Module] = []  # modules copy.deepcopy made: their hooks are stripped after
+
+    def tensor(self, t: torch.Tensor) -> torch.Tensor:
+        found = self.memo.get(id(t))
+        if found is None:
+            found = self.memo[id(t)] = _stand_in(t, self.device)
+        return found
+
+    def seed(self, value: Any, depth: int = 0) -> None:
+        """Stand-ins for tensors kept in plain attributes, directly or in a list, tuple or
+        dict (old-style ``weight_norm`` weights, caches, anchor lists), before deepcopy meets
+        them. A non-leaf one (computed with grad) could not be deep-copied."""
+        if isinstance(value, torch.Tensor):
+            self.tensor(value)
+        elif depth < 2 and isinstance(value, (list, tuple)):
+            for v in value:
+                self.seed(v, depth + 1)
+        elif depth < 2 and isinstance(value, dict):
+            for v in value.values():
+                self.seed(v, depth + 1)
+
+    def value(self, value: Any) -> Any:
+        """An attribute that is neither a module nor a tensor, as deepcopy copies it."""
+        kind = type(value)
+        if kind in _ATOMIC:
+            return value
+        if kind is tuple and all(type(v) in _ATOMIC for v in value):
+            return value
+        found = self.memo.get(id(value))
+        if found is not None:
+            return found
+        if kind in _EMPTY_CONTAINERS and not value:
+            found = self.memo[id(value)] = kind()
+            return found
+        self.seed(value)
+        return copy.deepcopy(value, self.memo)
+
+    def hooks(self, hooks: OrderedDict) -> OrderedDict:
+        return OrderedDict((k, copy.deepcopy(h, self.memo)) for k, h in hooks.items() if _is_kept(h))
+
+    def module(self, m: nn.Module, prefix: str) -> nn.Module:
+        found = self.memo.get(id(m))
+        if found is not None:
+            return found
+        cls = type(m)
+        if not _copied_directly(cls):
+            return self.deep(m, prefix)
+        new = cls.__new__(cls)
+        self.memo[id(m)] = new
+        attrs = m.__dict__
+        state: dict[str, Any] = {}
+        for key, v in attrs.items():
+            if key == "_parameters":
+                params = state[key] = self.memo[id(v)] = type(v)()
+                for name, p in v.items():
+                    params[name] = stand_in = None if p is None else self.tensor(p)
+                    if stand_in is not None:
+                        self.names.setdefault(id(stand_in), prefix + name)
+            elif key == "_buffers":
+                state[key] = self.memo[id(v)] = type(v)(
+                    (name, None if b is None else self.tensor(b)) for name, b in v.items())
+            elif key == "_modules":
+                children = state[key] = self.memo[id(v)] = type(v)()
+                for name, c in v.items():
+                    children[name] = None if c is None else self.module(c, f"{prefix}{name}.")
+            elif key in _HOOK_DICTS:
+                state[key] = self.memo[id(v)] = self.hooks(v)
+            elif key in _KWARG_SETS:  # flags of hooks: filtered below to the hooks kept
+                state[key] = self.memo[id(v)] = type(v)(v)
+            elif key != "_compiled_call_impl":
+                state[key] = self.value(v)
+        kept = {k for attr in _HOOK_DICTS for k in state.get(attr, ())}
+        for key in _KWARG_SETS.intersection(state):
+            for k in [k for k in state[key] if k not in kept]:
+                del state[key][k]
+        new.__setstate__(state)
+        return new
+
+    def deep(self, m: nn.Module, prefix: str) -> nn.Module:
+        """``copy.deepcopy`` of a module of a class with its own copy rules."""
+        for _, t in unique_tensors(m):
+            self.tensor(t)
+        for name, p in m.named_parameters():
+            self.names.setdefault(id(self.memo[id(p)]), prefix + name)
+        for sub in m.modules():
+            for key, v in vars(sub).items():
+                if key not in ("_parameters", "_buffers", "_modules"):
+                    self.seed(v)
+        new = copy.deepcopy(m, self.memo)
+        self.deep_copied.extend(new.modules())
+        return new
 
 
 def _strip_hooks(module: nn.Module) -> None:
@@ -107,21 +220,16 @@ def shadow_copy(model: nn.Module, device: str = "meta") -> tuple[nn.Module, dict
     the same training mode, and ``{id(stand-in parameter): canonical name}`` for every
     parameter. Raises :class:`CountError` when the model cannot be deep-copied.
     """
-    memo: dict[int, Any] = {}
-    for t in [t for _, t in unique_tensors(model)] + _plain_tensors(model):
-        if id(t) not in memo:
-            memo[id(t)] = _stand_in(t, device)
+    copier = _Copier(device)
     try:
-        shadow = copy.deepcopy(model, memo)
+        shadow = copier.module(model, "")
     except Exception as exc:
         raise CountError(f"{type(model).__name__} cannot be copied to count it without touching it "
                          f"(copy.deepcopy failed: {type(exc).__name__}: {exc}); pass a model that can be "
                          f"deep-copied, or count it by name") from None
-    for module in shadow.modules():
+    for module in copier.deep_copied:
         _strip_hooks(module)
-    names = {id(memo[id(p)]): name for name, p in model.named_parameters()}
-    return shadow, names
-
+    return shadow, copier.names
 
 
 def has_uninitialized(model: nn.Module) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from archstat.formulas import Category, Cost, Shape
 
@@ -40,12 +40,11 @@ def format_shape(shape: Any) -> str:
     return "x".join(map(str, shape)) if shape else "scalar"
 
 
-@dataclass(frozen=True)
-class TensorRef:
+class TensorRef(NamedTuple):
     """A tensor an op read, wrote or saved, by its storage: ``key`` identifies the storage
     (views and in-place results share their base's), ``nbytes`` is the storage's size and
     ``itemsize`` its element size, ``param`` marks a parameter's or buffer's storage, ``grad``
-    a tensor that needs a gradient."""
+    a tensor that needs a gradient. (A named tuple: a count makes several per op.)"""
 
     key: int
     nbytes: int

@@ -32,8 +32,8 @@ def conv_category(in_channels: int, out_channels: int, kernel_size: tuple[int, .
     ``"conv 1x1 grouped"``, ``"conv transpose 4x4"`` (+ ``" dilated"``).
     """
     depthwise = op == "conv" and groups > 1 and groups == in_channels and out_channels % in_channels == 0
-    return Category("conv", op, spatial_dims=len(kernel_size), kernel=tuple(kernel_size), groups=groups,
-                    depthwise=depthwise, pointwise=prod(kernel_size) == 1, dilated=any(d > 1 for d in dilation))
+    return Category("conv", op, len(kernel_size), tuple(kernel_size), groups, depthwise, max(kernel_size) == 1,
+                    max(dilation) > 1)
 
 
 def _check_channels(c_in: int, in_channels: int | None, out_channels: int, groups: int, shape: Shape) -> None:

@@ -226,14 +226,32 @@ def numel(shape: Iterable[int]) -> int:
 
 def expand(value: IntOrSeq, ndim: int, what: str = "value") -> tuple[int, ...]:
     """``3 -> (3, 3)`` for ``ndim=2``; a sequence must already have ``ndim`` entries."""
-    if isinstance(value, int):
+    if type(value) is int:
         return (value,) * ndim
+    if type(value) is tuple and len(value) == ndim:
+        for v in value:
+            if type(v) is not int:
+                break
+        else:
+            return value  # already expanded (every module's own sizes): nothing to convert
+    if isinstance(value, int):
+        return (int(value),) * ndim
     values = tuple(int(v) for v in value)
     if len(values) == 1 and ndim > 1:
         return values * ndim
     if len(values) != ndim:
         raise ValueError(f"{what} {values} does not have {ndim} entries")
     return values
+
+
+def _int_tuple(values: Sequence[int]) -> tuple[int, ...]:
+    if type(values) is tuple:
+        for v in values:
+            if type(v) is not int:
+                break
+        else:
+            return values
+    return tuple(int(v) for v in values)
 
 
 def with_batch(input_shape: Sequence[int], spatial_dims: int | None, what: str = "layer") -> tuple[Shape, bool]:
@@ -244,7 +262,7 @@ def with_batch(input_shape: Sequence[int], spatial_dims: int | None, what: str =
     ``spatial_dims`` given, any other rank is refused as torch refuses it; with ``None``
     the shape must already be batched.
     """
-    shape = tuple(int(s) for s in input_shape)
+    shape = _int_tuple(input_shape)
     if spatial_dims is None:
         if len(shape) < 2:
             raise ShapeError(f"{what} expects an (N, C, ...) input, got {shape}")

@@ -23,13 +23,9 @@ __all__ = [
 ]
 
 
-def _check_positive(sizes: tuple[int, ...], in_sizes: tuple[int, ...], what: str) -> tuple[int, ...]:
-    if any(s <= 0 for s in sizes):
-        raise EmptyOutputError(
-            f"{what} output would be {'x'.join(map(str, sizes))} for input "
-            f"{'x'.join(map(str, in_sizes))}: the input is too small"
-        )
-    return sizes
+def _too_small(sizes: tuple[int, ...], in_sizes: tuple[int, ...], what: str) -> EmptyOutputError:
+    return EmptyOutputError(f"{what} output would be {'x'.join(map(str, sizes))} for input "
+                            f"{'x'.join(map(str, in_sizes))}: the input is too small")
 
 
 def conv_output_size(
@@ -45,10 +41,12 @@ def conv_output_size(
     Raises :class:`EmptyOutputError` when any output size would be < 1.
     """
     nd = len(in_sizes)
-    k, s, p, d = (expand(v, nd, n) for v, n in ((kernel_size, "kernel_size"), (stride, "stride"),
-                                                 (padding, "padding"), (dilation, "dilation")))
-    out = tuple((i + 2 * pi - di * (ki - 1) - 1) // si + 1 for i, ki, si, pi, di in zip(in_sizes, k, s, p, d))
-    return _check_positive(out, in_sizes, f"conv (kernel {k}, stride {s}, padding {p}, dilation {d})")
+    k, s = expand(kernel_size, nd, "kernel_size"), expand(stride, nd, "stride")
+    p, d = expand(padding, nd, "padding"), expand(dilation, nd, "dilation")
+    out = tuple([(i + 2 * pi - di * (ki - 1) - 1) // si + 1 for i, ki, si, pi, di in zip(in_sizes, k, s, p, d)])
+    if min(out, default=1) <= 0:
+        raise _too_small(out, in_sizes, f"conv (kernel {k}, stride {s}, padding {p}, dilation {d})")
+    return out
 
 
 def conv_transpose_output_size(
@@ -75,7 +73,9 @@ def conv_transpose_output_size(
             raise ShapeError(f"output_padding {op} must be smaller than stride {s} or dilation {d}")
     out = tuple((i - 1) * si - 2 * pi + di * (ki - 1) + opi + 1
                 for i, ki, si, pi, opi, di in zip(in_sizes, k, s, p, op, d))
-    return _check_positive(out, in_sizes, f"transposed conv (kernel {k}, stride {s}, padding {p})")
+    if min(out, default=1) <= 0:
+        raise _too_small(out, in_sizes, f"transposed conv (kernel {k}, stride {s}, padding {p})")
+    return out
 
 
 def pool_output_size(
@@ -104,7 +104,9 @@ def pool_output_size(
         if ceil_mode and (o - 1) * si >= i + pi:
             o -= 1
         out.append(o)
-    return _check_positive(tuple(out), in_sizes, f"pool (kernel {k}, stride {s}, padding {p})")
+    if min(out, default=1) <= 0:
+        raise _too_small(tuple(out), in_sizes, f"pool (kernel {k}, stride {s}, padding {p})")
+    return tuple(out)
 
 
 def adaptive_windows(in_size: int, out_size: int) -> list[int]:

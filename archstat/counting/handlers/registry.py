@@ -50,7 +50,9 @@ class FormulaCall:
         """Call the formula; ``options`` it does not accept (e.g. ``count_bias``) are ignored."""
         fn = FORMULAS[self.formula]
         accepted = _accepted_options(fn, tuple(options))
-        return fn(*self.args, **self.kwargs, **{k: options[k] for k in accepted})
+        if accepted:
+            return fn(*self.args, **self.kwargs, **{k: options[k] for k in accepted})
+        return fn(*self.args, **self.kwargs)
 
 
 _OPTION_CACHE: dict[tuple[Callable, tuple[str, ...]], tuple[str, ...]] = {}
@@ -58,10 +60,11 @@ _OPTION_CACHE: dict[tuple[Callable, tuple[str, ...]], tuple[str, ...]] = {}
 
 def _accepted_options(fn: Callable, names: tuple[str, ...]) -> tuple[str, ...]:
     key = (fn, names)
-    if key not in _OPTION_CACHE:
+    found = _OPTION_CACHE.get(key)
+    if found is None:
         params = inspect.signature(fn).parameters
-        _OPTION_CACHE[key] = tuple(n for n in names if n in params)
-    return _OPTION_CACHE[key]
+        found = _OPTION_CACHE[key] = tuple(n for n in names if n in params)
+    return found
 
 
 #: Returned by a handler for an op that costs nothing (a view, dropout at inference).
