@@ -7,16 +7,22 @@ The tools are used as their documentation says:
 * ``archstat``: ``archstat.count(name)``: builds the model on the meta device and counts it
   there (the time includes building);
 * ``archstat-module``: ``archstat.count(model)`` on a model already built on the CPU with
-  random weights (meta stand-ins through ``functional_call``);
+  random weights (the whole call: the shadow copy with meta stand-ins, the counting pass,
+  the statistics);
+* ``archstat-pass``: the counting pass alone (:class:`archstat.counting.counter.OpCounter`
+  over a shadow copy made beforehand): what archstat spends per recorded op;
 * ``fvcore``: ``FlopCountAnalysis(model, x).total()`` on the CPU model (a JIT trace);
 * ``thop``: ``thop.profile(model, (x,))`` on the CPU model (hooks around a real forward).
 
-``count_s`` is the best of ``--repeats`` calls of the counting step (warm); ``first_s``
-is the first call (cold: kernel selection, caches); ``build_s`` is the CPU construction
-(random initialisation) the other tools need before they can count. Two speed-ups per
-model, each against the faster of fvcore and thop:
+``count_s`` is the best of ``--repeats`` calls of the counting step (warm; the best, so a
+cyclic garbage collection of the whole interpreter, which any of the tools may trigger, is
+not one tool's time); ``first_s`` is the first call (cold: kernel selection, caches);
+``build_s`` is the CPU construction (random initialisation) the other tools need before
+they can count. ``records`` is the number of rows archstat counts and ``us_per_op`` its
+``count_s`` per row. Two speed-ups per model, each against the faster of fvcore and thop:
 
-* ``speedup_warm``: ``count_s`` against ``count_s``;
+* ``speedup_warm``: ``count_s`` against ``count_s`` (for ``archstat-module``, the same
+  built model given to every tool: the like-for-like comparison);
 * ``speedup_from_name``: from a model name to its numbers in a fresh process, archstat's
   ``first_s`` against ``build_s + first_s``.
 
@@ -37,7 +43,7 @@ from pathlib import Path
 
 DEFAULT_MODELS = ("resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "densenet121", "shufflenet_v2_x1_0",
                   "convnext_tiny", "swin_t", "vit_b_16", "regnet_y_128gf")
-TOOLS = ("archstat", "archstat-module", "fvcore", "thop")
+TOOLS = ("archstat", "archstat-module", "archstat-pass", "fvcore", "thop")
 
 
 def _peak_rss_mb() -> float:
@@ -69,6 +75,17 @@ def worker(tool: str, name: str, repeats: int, threads: int | None) -> dict:
     elif tool == "archstat-module":
         def step() -> int:
             return archstat.count(model, shape).madds
+    elif tool == "archstat-pass":
+        from archstat.counting.counter import OpCounter
+        from archstat.counting.shadow import shadow_copy
+
+        shadow, names = shadow_copy(model)
+        x_meta = torch.empty(shape, device="meta")
+
+        def step() -> int:
+            counter = OpCounter(shadow, names)
+            counter.run(lambda: shadow(x_meta))
+            return sum(r.cost.madds for r in counter.records)
     elif tool == "fvcore":
         from fvcore.nn import FlopCountAnalysis
 
@@ -84,17 +101,22 @@ def worker(tool: str, name: str, repeats: int, threads: int | None) -> dict:
             with torch.no_grad():
                 return int(thop.profile(model, inputs=(x,), verbose=False)[0])
 
-    times, total = [], 0
-    for _ in range(repeats):
+    start = time.perf_counter()
+    total = step()  # cold: imports inside the tool, kernel selection, caches
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(repeats if first < 20 else 0):  # one slow call is measurement enough
         start = time.perf_counter()
         total = step()
         times.append(time.perf_counter() - start)
-        if times[0] > 20:  # one slow call is measurement enough
-            break
+    times = times or [first]
+    peak = _peak_rss_mb()
+    records = len(archstat.count(name, shape).records) if tool.startswith("archstat") else None
     return {"tool": tool, "model": name, "input": "x".join(map(str, shape)), "threads": torch.get_num_threads(),
-            "count_s": round(min(times), 4),
-            "first_s": round(times[0], 4), "runs": len(times), "build_s": round(build_s, 3),
-            "peak_rss_mb": round(_peak_rss_mb(), 1), "total": total}
+            "count_s": round(min(times), 5), "records": records,
+            "us_per_op": round(min(times) / records * 1e6, 1) if records else None,
+            "first_s": round(first, 4), "runs": len(times), "build_s": round(build_s, 3),
+            "peak_rss_mb": round(peak, 1), "total": total}
 
 
 def measure(tool: str, name: str, repeats: int, threads: int | None) -> dict:
@@ -110,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="archstat vs fvcore vs thop: counting time and peak RSS")
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
     parser.add_argument("--tools", default=",".join(TOOLS))
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, help="torch intra-op threads in every process (default: torch's)")
     parser.add_argument("--out", default="benchmarks/results/bench_count.csv")
     parser.add_argument("--worker", nargs=2, metavar=("TOOL", "MODEL"), help=argparse.SUPPRESS)
@@ -126,18 +148,19 @@ def main(argv: list[str] | None = None) -> int:
         results = {tool: measure(tool, name, args.repeats, args.threads) for tool in args.tools.split(",")}
         others = [results[t] for t in ("fvcore", "thop") if "count_s" in results.get(t, {})]
         for tool, row in results.items():
-            if "count_s" in row and others and tool.startswith("archstat"):
+            if "count_s" in row and others and tool in ("archstat", "archstat-module"):
                 row["speedup_warm"] = round(min(o["count_s"] for o in others) / row["count_s"], 1)
                 row["speedup_from_name"] = round(min(o["build_s"] + o["first_s"] for o in others) / row["first_s"], 1)
             rows.append(row)
-            shown = (f"{row['count_s']:8.3f} s  first {row['first_s']:7.3f} s  build {row['build_s']:6.2f} s  "
-                     f"peak {row['peak_rss_mb']:6.0f} MB  total {row['total']:>16,}"
+            per_op = f"  {row['us_per_op']:6.1f} us/op" if row.get("us_per_op") else ""
+            shown = (f"{row['count_s']:8.4f} s  first {row['first_s']:7.3f} s  build {row['build_s']:6.2f} s  "
+                     f"peak {row['peak_rss_mb']:6.0f} MB  total {row['total']:>16,}{per_op}"
                      if "count_s" in row else f"ERROR {row['error']}")
             speedup = (f"  warm x{row['speedup_warm']}  from name x{row['speedup_from_name']}"
                        if "speedup_warm" in row else "")
             print(f"{name:20s} {tool:16s} {shown}{speedup}", flush=True)
     columns = ["model", "tool", "input", "threads", "count_s", "first_s", "runs", "build_s", "peak_rss_mb", "total",
-               "speedup_warm", "speedup_from_name", "error"]
+               "records", "us_per_op", "speedup_warm", "speedup_from_name", "error"]
     out = Path(args.out)
     with write_atomic(out) as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")

@@ -20,7 +20,7 @@ from archstat.errors import ArchstatError
 __all__ = ["main", "run", "build_parser", "ArgumentParser", "UsageError", "COMMANDS", "EXIT_STATUS"]
 
 #: Subcommand modules under ``archstat.cli``, in ``--help`` order.
-COMMANDS = ("table", "layers", "memory", "ops", "latency", "guidelines", "report", "zoo", "check")
+COMMANDS = ("table", "layers", "memory", "ops", "latency", "guidelines", "sweep", "report", "zoo", "check")
 
 EXIT_STATUS = ("exit status: 0 done; 1 a finding: a zoo --check mismatch, a check whose requested counter did not "
                "run, or an internal error; 2 bad input, one line on stderr (unknown model or option, unusable "

@@ -101,16 +101,22 @@ def add_count_options(parser: argparse.ArgumentParser) -> None:
                                "ptflops")
 
 
+def add_optimizer_option(where: argparse._ActionsContainer) -> None:
+    """``--optimizer``: the optimizer whose step a training count includes."""
+    from archstat.formulas.training import OPTIMIZERS
+
+    where.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd_momentum",
+                       help="the optimizer of a training step (default sgd_momentum)")
+
+
 def add_training_options(parser: argparse.ArgumentParser) -> None:
     """``--mode``, ``--optimizer``, ``--dtype``, ``--autocast``: what step is counted, in the "counting" group."""
-    from archstat.formulas.training import OPTIMIZERS
 
     counting = group(parser, "counting")
     counting.add_argument("--mode", choices=("eval", "train"), default="eval",
                           help="count an inference forward pass (eval, default) or a training step: forward in "
                                "training mode, backward and optimizer step, with their memory")
-    counting.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd_momentum",
-                          help="the optimizer of a training step (default sgd_momentum)")
+    add_optimizer_option(counting)
     add_dtype_option(parser, "counting")
     counting.add_argument("--autocast", metavar="DEVICE:DTYPE",
                           help="mixed precision as torch.autocast runs it: cuda:float16, cpu:bfloat16 ...")
@@ -121,6 +127,14 @@ def add_dtype_option(parser: argparse.ArgumentParser, group_title: str) -> None:
     group(parser, group_title).add_argument(
         "--dtype", default="float32", metavar="DTYPE",
         help="the dtype parameters, inputs and activations are in: float32 (default), bfloat16, float16")
+
+
+def run_counts(args: argparse.Namespace) -> tuple[int, int]:
+    """``--warmup`` and ``--repeats`` as given, else the defaults their help states: 5 and 20
+    (1 and 3 with ``--quick``)."""
+    warmup = args.warmup if args.warmup is not None else (1 if args.quick else 5)
+    repeats = args.repeats if args.repeats is not None else (3 if args.quick else 20)
+    return warmup, repeats
 
 
 def add_device_option(parser: argparse.ArgumentParser) -> None:

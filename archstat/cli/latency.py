@@ -8,7 +8,7 @@ from typing import Any
 
 from archstat.cli.common import (add_batch_option, add_dtype_option, add_model_options, add_output_options,
                                  add_per_layer_option, add_timing_options, emit, group, model_names, report_failures,
-                                 sweep, tables, warn_lines)
+                                 run_counts, sweep, tables, warn_lines)
 
 _NUMERIC = ("batch", "median ms", "IQR ms", "min ms", "max ms", "GFLOPs", "mem access (MB)", "FLOP/B",
             "roofline ms", "mem-bound %", "MFLOPs", "K el.", "KB", "roofline us")
@@ -114,8 +114,7 @@ def run(args: argparse.Namespace) -> int:
     check_device(args.device)
     cases = _cases(args)
     peaks = _peaks(args)
-    warmup = args.warmup if args.warmup is not None else (1 if args.quick else 5)
-    repeats = args.repeats if args.repeats is not None else (3 if args.quick else 20)
+    warmup, repeats = run_counts(args)
     results, failures, notes = sweep(cases, "timing", lambda case: profile(
         case[0], case[1], peaks=peaks, cache_model=args.cache_model, device=args.device, threads=args.threads,
         warmup=warmup, repeats=repeats, channels_last=args.channels_last, dtype=args.dtype),

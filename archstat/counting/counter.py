@@ -41,15 +41,15 @@ from typing import Any, Callable, Sequence, cast
 
 import torch
 from torch import nn
-from torch.nn.parameter import UninitializedTensorMixin
+from torch.nn import parameter as _parameter
 from torch.nn.utils import parametrize
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.overrides import TorchFunctionMode
 
 from archstat.counting.autocast import cast_target
-from archstat.counting.handlers import (FREE, FREE_FUNCTIONS, METADATA_FUNCTIONS, SHAPE_ONLY_FUNCTIONS, FormulaCall,
-                                        ModuleRule, NeedsValuesError, RefusedOpError, call_handler, handler_for_module,
-                                        normalise_name)
+from archstat.counting.handlers import (BOOL_RESULT, FREE, FREE_FUNCTIONS, METADATA_FUNCTIONS, SHAPE_ONLY_FUNCTIONS,
+                                        FormulaCall, ModuleRule, NeedsValuesError, RefusedOpError, call_handler,
+                                        handler_for_module, normalise_name)
 from archstat.counting.stats import OpRecord, TensorRef, format_shape
 from archstat.errors import FormulaMismatchWarning, InputShapeError, InputTooSmallError, RefusedError
 from archstat.formulas import Cost, EmptyOutputError, OpCost, ShapeError
@@ -57,15 +57,18 @@ from archstat.formulas.training import Backward, Needs, SavedTensor, backward
 
 __all__ = ["OpCounter", "flat_tensors", "STAND_IN_FORMULAS"]
 
-#: Formulas of handled modules whose one output tensor the formula describes (see the module
-#: docstring); the module must also take one tensor, keep its input's dtype and not return
-#: indices.
+#: Formulas of handled modules whose output the formula describes (see the module docstring):
+#: one tensor of the formula's shape where the module takes one tensor, keeps its input's
+#: dtype and returns no indices; for ``nn.MultiheadAttention`` (``"mha"``) its output and
+#: attention weights, called without masks.
 STAND_IN_FORMULAS = frozenset({"conv", "conv_transpose", "linear", "batch_norm", "layer_norm", "group_norm",
                                "local_response_norm", "pool", "adaptive_pool", "elementwise", "interpolate",
-                               "channel_shuffle"})
+                               "channel_shuffle", "mha"})
 
 _no_torch_function = torch._C.DisableTorchFunction
 _META = torch.device("meta")
+#: Lazy modules' parameters before their first call: no shape, nothing to count yet.
+_Uninitialized: type = getattr(_parameter, "UninitializedTensorMixin")
 
 
 def flat_tensors(value: Any) -> list[torch.Tensor]:
@@ -160,6 +163,12 @@ def _subtree_buffers(module: nn.Module) -> list[torch.Tensor]:
     return _subtree_tensors(module, "_buffers")
 
 
+def _empty(shape: tuple[int, ...], dtype: torch.dtype, requires_grad: bool) -> torch.Tensor:
+    """A contiguous meta stand-in; it needs a gradient where autograd would give it one."""
+    out = torch.empty(shape, dtype=dtype, device=_META)
+    return out.requires_grad_(True) if requires_grad and torch.is_grad_enabled() else out
+
+
 class _ModuleInfo:
     """What the counter knows of one module of the run, looked up once: its qualified name,
     its rule, whether it may return a stand-in, and (read when it first runs, after a lazy
@@ -216,7 +225,7 @@ class OpCounter:
         self._param_keys: set[int] = set()
         self._fixed: dict[int, tuple[torch.Tensor, TensorRef]] = {}  # parameters and buffers: read once
         with _no_torch_function():
-            tensors = [t for t in (*parameters, *_subtree_buffers(model)) if not isinstance(t, UninitializedTensorMixin)]
+            tensors = [t for t in (*parameters, *_subtree_buffers(model)) if not isinstance(t, _Uninitialized)]
             refs = [self.ref(t) for t in tensors]
             self._param_keys = {r.key for r in refs}
             self._fixed = {id(t): (t, r._replace(param=True)) for t, r in zip(tensors, refs)}  # held: ids stay theirs
@@ -379,7 +388,7 @@ class OpCounter:
     def _param_numel(self, name: str) -> int:
         """Elements of parameter ``name`` (read when used: a lazy one has materialised by then)."""
         t = self._params_by_name.get(name)
-        return t.numel() if t is not None and not isinstance(t, UninitializedTensorMixin) else 0
+        return t.numel() if t is not None and not isinstance(t, _Uninitialized) else 0
 
     def _owned_params(self, info: _ModuleInfo, module: nn.Module) -> tuple[list[tuple[str, torch.Tensor]],
                                                                            frozenset[str], int]:
@@ -388,8 +397,9 @@ class OpCounter:
         names and their elements. Read when the module first runs, after a lazy module has
         materialised its parameters."""
         if info.owned is None:
-            owned = [(self._param_names.get(id(p), ""), p) for p in _subtree_parameters(module)
-                     if not isinstance(p, UninitializedTensorMixin)]
+            tensors = _subtree_parameters(module) if module._modules else \
+                [p for p in dict.fromkeys(module._parameters.values()) if p is not None]
+            owned = [(self._param_names.get(id(p), ""), p) for p in tensors if not isinstance(p, _Uninitialized)]
             info.owned = (owned, frozenset(n for n, _ in owned), sum(p.numel() for _, p in owned))
         return info.owned
 
@@ -415,12 +425,39 @@ class OpCounter:
                 raise error(f"layer '{info.name or type(module).__name__}' ({type(module).__name__}) cannot take "
                             f"input {shapes}: {exc}") from None
             inputs = flat_tensors(args) + flat_tensors(kwargs) if kwargs else flat_tensors(args)
-            stand_in = self._module_stand_in(module, info, inputs[0], op) \
-                if info.stand_in and op is not None and not kwargs and len(args) == 1 and len(inputs) == 1 else None
+            if rule.formula in _SAME_DTYPE_PRODUCTS and self.autocast is None and inputs:
+                self._check_dtype(module, info, inputs[0])
+            stand_in: Any = None  # a tensor, or MHA's (output, weights)
+            if info.stand_in and op is not None:
+                if info.rule.formula == "mha":  # type: ignore[union-attr]
+                    stand_in = self._attention_stand_in(module, info, args, kwargs, inputs)
+                elif not kwargs and len(args) == 1 and len(inputs) == 1:
+                    stand_in = self._module_stand_in(module, info, inputs[0], op)
             in_shapes = tuple([tuple(t.shape) for t in (inputs if not kwargs else flat_tensors(args))])
             self._pending.append((info, call, op, in_shapes, inputs))
         self._suppress += 1
         return stand_in
+
+    def _own_tensors(self, module: nn.Module, info: _ModuleInfo) -> tuple[bool, torch.dtype | None, bool]:
+        """Whether a stand-in may answer for ``module`` (its own floating-point tensors all on
+        meta, materialised, of one dtype), that dtype, and whether any needs a gradient. Read
+        when the module first runs."""
+        if info.tensors is None:
+            own = [t for t in itertools.chain(module._parameters.values(), module._buffers.values())
+                   if t is not None and t.is_floating_point()]
+            dtypes = {t.dtype for t in own}
+            usable = len(dtypes) <= 1 and all(t.is_meta and not isinstance(t, _Uninitialized) for t in own)
+            info.tensors = (usable, next(iter(dtypes), None), any(t.requires_grad for t in own))
+        return info.tensors
+
+    def _check_dtype(self, module: nn.Module, info: _ModuleInfo, x: torch.Tensor) -> None:
+        """A matrix product takes an input of its weights' dtype (torch refuses another on
+        every device; meta kernels do not check, so the counter does)."""
+        _, dtype, _ = self._own_tensors(module, info)
+        if dtype is not None and x.is_floating_point() and x.dtype != dtype:
+            raise InputShapeError(f"layer '{info.name or type(module).__name__}' ({type(module).__name__}) cannot take "
+                                  f"input of dtype {str(x.dtype).removeprefix('torch.')}: its weights are "
+                                  f"{str(dtype).removeprefix('torch.')}")
 
     def _module_stand_in(self, module: nn.Module, info: _ModuleInfo, x: torch.Tensor,
                          op: OpCost) -> torch.Tensor | None:
@@ -431,21 +468,53 @@ class OpCounter:
         if not x.is_meta or not x.is_floating_point() or not x.is_contiguous() \
                 or (shape and type(shape[0]) is not int):
             return None
-        if info.tensors is None:  # the module's own floating-point tensors, read when it first runs
-            own = [t for t in itertools.chain(module._parameters.values(), module._buffers.values())
-                   if t is not None and t.is_floating_point()]
-            dtypes = {t.dtype for t in own}
-            usable = len(dtypes) <= 1 and all(t.is_meta and not isinstance(t, UninitializedTensorMixin) for t in own)
-            info.tensors = (usable, next(iter(dtypes), None), any(t.requires_grad for t in own))
-        usable, dtype, requires_grad = info.tensors
+        usable, dtype, requires_grad = self._own_tensors(module, info)
         if not usable or (dtype is not None and dtype != x.dtype):
             return None
         if info.inplace and tuple(x.shape) == tuple(shape):
             return x  # relu(inplace=True): the result is the input's storage
-        out = torch.empty(cast(tuple[int, ...], shape), dtype=x.dtype, device=_META)
-        if (requires_grad or x.requires_grad) and torch.is_grad_enabled():
-            out.requires_grad_(True)
-        return out
+        return _empty(cast(tuple[int, ...], shape), x.dtype, requires_grad or x.requires_grad)
+
+    def _attention_stand_in(self, module: nn.Module, info: _ModuleInfo, args: tuple, kwargs: dict,
+                            inputs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """``nn.MultiheadAttention``'s ``(output, weights)`` as its forward returns them: the
+        output ``(L, N, E)`` (transposed to ``(N, L, E)`` with ``batch_first``, ``(L, E)``
+        unbatched), the weights ``(N, L, S)`` averaged over heads or ``(N, H, L, S)``, None
+        without ``need_weights``. None (torch runs it) with a mask, ``is_causal`` or inputs
+        that are not three meta tensors of the module's dtype."""
+        names = ("query", "key", "value", "key_padding_mask", "need_weights", "attn_mask", "average_attn_weights",
+                 "is_causal")
+        bound = dict(zip(names, args))
+        if len(args) > len(names) or set(kwargs) - set(names) or set(kwargs) & set(bound):
+            return None
+        bound.update(kwargs)
+        q, k, v = bound.get("query"), bound.get("key"), bound.get("value")
+        if not all(isinstance(t, torch.Tensor) for t in (q, k, v)) or len(inputs) != 3 \
+                or bound.get("key_padding_mask") is not None or bound.get("attn_mask") is not None \
+                or bound.get("is_causal", False):
+            return None
+        q, k, v = cast(torch.Tensor, q), cast(torch.Tensor, k), cast(torch.Tensor, v)
+        usable, dtype, requires_grad = self._own_tensors(module, info)
+        if not usable or any(not t.is_meta or t.dtype != (dtype or q.dtype) for t in (q, k, v)):
+            return None
+        m = cast(nn.MultiheadAttention, module)
+        grad = requires_grad or any(t.requires_grad for t in (q, k, v))
+        batched = q.dim() == 3
+        if batched and m.batch_first:
+            (n, length, embed), source = q.shape, k.shape[1]
+            out = _empty((length, n, embed), q.dtype, grad).transpose(1, 0)
+        elif batched:
+            (length, n, embed), source = q.shape, k.shape[0]
+            out = _empty((length, n, embed), q.dtype, grad)
+        else:
+            (length, embed), source, n = q.shape, k.shape[0], 1
+            out = _empty((length, embed), q.dtype, grad)
+        if not bound.get("need_weights", True):
+            return out, None
+        source += int(m.bias_k is not None) + int(m.add_zero_attn)
+        heads = () if bound.get("average_attn_weights", True) else (m.num_heads,)
+        weights = (*((n,) if batched else ()), *heads, length, source)
+        return out, _empty(weights, q.dtype, grad)
 
     def _leave(self, module: nn.Module, output: Any, stand_in: bool) -> None:
         """A module ends: pop its name; a handled module's row (``stand_in``: the output is the
@@ -501,6 +570,8 @@ class OpCounter:
             return None
         if not tensors or not all(t.is_meta for t in tensors):
             return None
+        if name not in _ANY_DTYPE and not all(t.is_floating_point() for t in tensors) or "dtype" in kwargs:
+            return None  # sqrt or division of integers gives floats, dtype= another: torch says which
         try:
             call = call_handler(name, func, args, kwargs, None)
             if call is None:
@@ -565,23 +636,26 @@ class OpCounter:
                     self._param_names[id(t)] = param_operands[0]
                     self._param_views.append(t)
             return
-        first_use = {p for p in param_operands if p not in self._attributed}
-        numels = {p: self._param_numel(p) for p in set(param_operands)}  # a view's parameter: all of it
         op = planned[1] if planned else None
-        if call.formula == "elementwise" and param_operands:
-            call = replace(call, kwargs={**call.kwargs, "params": sum(numels[p] for p in set(param_operands))})
-            op = None
+        params = 0
+        if param_operands:
+            first_use = {p for p in param_operands if p not in self._attributed}
+            numels = {p: self._param_numel(p) for p in set(param_operands)}  # a view's parameter: all of it
+            if call.formula == "elementwise":
+                call = replace(call, kwargs={**call.kwargs, "params": sum(numels.values())})
+                op = None
+            params = sum(numels[p] for p in first_use)
         try:
             op = op or self.evaluate(call)
         except (ShapeError, ValueError, TypeError, KeyError) as exc:
             self._uncounted(name, func, operands, out, f"formula failed: {exc}")
             return
-        self._attributed.update(first_use)
-        params = sum(numels[p] for p in first_use) if param_operands else 0
+        if param_operands:
+            self._attributed.update(first_use)
         module = self.current_module
         self._record(self._function_row_name(module, name), module, name, call, op,
-                     tuple(tuple(t.shape) for t in operands), out, params, "", None, operands,
-                     self.train and _in_place(func, args, kwargs), read)
+                     tuple([tuple(t.shape) for t in operands]), out, params, "", None, operands,
+                     self.train and _in_place(func, args, kwargs), read, planned is not None and op is planned[1])
 
     def _function_row_name(self, module: str, op: str) -> str:
         key = f"{module}:{op}" if module else op
@@ -657,16 +731,28 @@ class OpCounter:
         return TensorRef(next(self._fresh), saved.numel * size, size)
 
 
+#: Formulas of modules that multiply their input by their weights: both must have one dtype.
+_SAME_DTYPE_PRODUCTS = frozenset({"conv", "conv_transpose", "linear", "mha", "rnn", "rnn_cell"})
+
 #: Formulas of modules whose inner ops (linear layers, attention) autocast runs in lower precision but
 #: that reach the interceptor as one composite call (F.multi_head_attention_forward).
 _COMPOSITE_LOWER = frozenset({"mha"})
 
 #: Shape-only ops whose output dtype promotes over their operands (the others keep the first's).
-_PROMOTING = frozenset({"add", "sub", "mul", "div", "cat"})
+_PROMOTING = frozenset({"add", "sub", "mul", "div", "cat", "stack", "hstack", "vstack", "dstack", "column_stack", "pow",
+                        "maximum", "minimum"})
+
+
+#: Shape-only ops planned whatever their operands' dtype; the others only on floating-point ones.
+_ANY_DTYPE = BOOL_RESULT | {"add", "sub", "mul", "neg", "clamp", "masked_fill", "cat", "stack", "hstack", "vstack",
+                            "dstack", "column_stack", "roll", "flip", "fliplr", "flipud", "tril", "triu",
+                            "fft_fftshift", "fft_ifftshift", "maximum", "minimum", "abs"}
 
 
 def _result_dtype(name: str, args: tuple, tensors: list[torch.Tensor]) -> torch.dtype:
     """The dtype torch would give a planned op's output."""
+    if name in BOOL_RESULT:
+        return torch.bool
     if name not in _PROMOTING:
         return tensors[0].dtype
     if name != "cat" and len(args) > 1 and isinstance(args[0], torch.Tensor) \

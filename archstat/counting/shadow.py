@@ -52,6 +52,11 @@ _HOOK_DICTS = frozenset({"_forward_pre_hooks", "_forward_hooks", "_backward_pre_
 _KWARG_SETS = frozenset({"_forward_pre_hooks_with_kwargs", "_forward_hooks_with_kwargs",
                          "_forward_hooks_always_called"})
 
+#: How a module's own attributes are copied (every other attribute: as deepcopy copies it;
+#: ``_compiled_call_impl`` is dropped, as ``nn.Module.__getstate__`` drops it).
+_ROLES = {"_parameters": "parameters", "_buffers": "buffers", "_modules": "modules",
+          "_compiled_call_impl": "dropped", **{k: "hooks" for k in _HOOK_DICTS}, **{k: "flags" for k in _KWARG_SETS}}
+
 #: Values ``copy.deepcopy`` returns as they are.
 _ATOMIC = frozenset({type(None), bool, int, float, complex, str, bytes, type, range, types.FunctionType,
                      types.BuiltinFunctionType, type(Ellipsis), type(NotImplemented), torch.dtype, torch.device,
@@ -96,7 +101,7 @@ def _copied_directly(cls: type) -> bool:
         known = _DIRECT[cls] = (getattr(cls, "__deepcopy__", None) is None
                                 and cls.__reduce_ex__ is object.__reduce_ex__
                                 and cls.__reduce__ is object.__reduce__
-                                and cls.__getstate__ is nn.Module.__getstate__
+                                and getattr(cls, "__getstate__") is nn.Module.__getstate__
                                 and not copyreg._slotnames(cls))  # type: ignore[attr-defined]
     return known
 
@@ -134,8 +139,12 @@ class _Copier:
         kind = type(value)
         if kind in _ATOMIC:
             return value
-        if kind is tuple and all(type(v) in _ATOMIC for v in value):
-            return value
+        if kind is tuple:
+            for v in value:
+                if type(v) not in _ATOMIC:
+                    break
+            else:
+                return value
         found = self.memo.get(id(value))
         if found is not None:
             return found
@@ -156,33 +165,40 @@ class _Copier:
         if not _copied_directly(cls):
             return self.deep(m, prefix)
         new = cls.__new__(cls)
-        self.memo[id(m)] = new
-        attrs = m.__dict__
+        memo = self.memo
+        memo[id(m)] = new
         state: dict[str, Any] = {}
-        for key, v in attrs.items():
-            if key == "_parameters":
-                params = state[key] = self.memo[id(v)] = type(v)()
+        flags = []
+        for key, v in m.__dict__.items():
+            if type(v) in _ATOMIC:  # most attributes: sizes, flags, names
+                state[key] = v
+                continue
+            role = _ROLES.get(key)
+            if role is None:
+                state[key] = self.value(v)
+            elif role == "hooks":
+                state[key] = memo[id(v)] = self.hooks(v) if v else type(v)()
+            elif role == "flags":  # flags of hooks: filtered below to the hooks kept
+                state[key] = memo[id(v)] = type(v)(v)
+                flags.append(key)
+            elif role == "parameters":
+                params = state[key] = memo[id(v)] = type(v)()
                 for name, p in v.items():
                     params[name] = stand_in = None if p is None else self.tensor(p)
                     if stand_in is not None:
                         self.names.setdefault(id(stand_in), prefix + name)
-            elif key == "_buffers":
-                state[key] = self.memo[id(v)] = type(v)(
+            elif role == "buffers":
+                state[key] = memo[id(v)] = type(v)(
                     (name, None if b is None else self.tensor(b)) for name, b in v.items())
-            elif key == "_modules":
-                children = state[key] = self.memo[id(v)] = type(v)()
+            elif role == "modules":
+                children = state[key] = memo[id(v)] = type(v)()
                 for name, c in v.items():
                     children[name] = None if c is None else self.module(c, f"{prefix}{name}.")
-            elif key in _HOOK_DICTS:
-                state[key] = self.memo[id(v)] = self.hooks(v)
-            elif key in _KWARG_SETS:  # flags of hooks: filtered below to the hooks kept
-                state[key] = self.memo[id(v)] = type(v)(v)
-            elif key != "_compiled_call_impl":
-                state[key] = self.value(v)
-        kept = {k for attr in _HOOK_DICTS for k in state.get(attr, ())}
-        for key in _KWARG_SETS.intersection(state):
-            for k in [k for k in state[key] if k not in kept]:
-                del state[key][k]
+        for key in flags:
+            if state[key]:
+                kept = {k for attr in _HOOK_DICTS for k in state.get(attr, ())}
+                for k in [k for k in state[key] if k not in kept]:
+                    del state[key][k]
         new.__setstate__(state)
         return new
 

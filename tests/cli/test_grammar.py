@@ -52,11 +52,11 @@ def test_every_command_is_registered() -> None:
 
 
 @pytest.mark.parametrize("option,commands", [
-    ("--models", {"table", "layers", "memory", "latency", "zoo", "check"}),
+    ("--models", {"table", "layers", "memory", "latency", "zoo", "check", "sweep"}),
     ("--count-device", {"table", "layers", "zoo"}),  # where counting runs: meta or cpu
-    ("--device", {"memory", "latency", "guidelines"}),  # where real passes run: cpu or cuda
+    ("--device", {"memory", "latency", "guidelines", "sweep"}),  # where real passes run: cpu or cuda
     ("--mode", {"table", "layers", "memory"}),  # an inference pass or a training step
-    ("--out", {"table", "layers", "memory", "ops", "latency", "guidelines", "zoo", "check"}),  # one file
+    ("--out", {"table", "layers", "memory", "ops", "latency", "guidelines", "zoo", "check", "sweep"}),  # one file
     ("--format", {"table", "layers", "memory", "ops", "latency", "guidelines", "zoo", "check"}),
     ("--out-dir", {"guidelines", "report"}),  # a folder
     ("--debug", set(COMMANDS)),
@@ -71,15 +71,17 @@ def test_no_command_takes_a_model_positionally() -> None:
     assert positional == {name: (["pattern"] if name == "ops" else []) for name in COMMANDS}
 
 
-# options whose help rightly differs: one model or several; what a folder receives
-_HELP_DIFFERS = {"--models", "--out-dir"}
+# options whose help rightly differs: one model or several; what a file or a folder receives
+_HELP_DIFFERS = {"--models", "--out", "--out-dir"}
+# a sweep's --batch and --sizes are lists (its cells are their product); elsewhere one value each
+_LISTS_IN_SWEEP = {"--batch", "--sizes"}
 
 
 def test_an_option_means_the_same_in_every_command() -> None:
     seen: dict[str, tuple[str, tuple]] = {}
     for name, parser in subcommands().items():
         for option, action in options(parser).items():
-            if option in ("-h", "--help"):
+            if option in ("-h", "--help") or (name == "sweep" and option in _LISTS_IN_SWEEP):
                 continue
             meaning = (type(action).__name__, action.choices and tuple(action.choices), action.metavar, action.type,
                        None if option in _HELP_DIFFERS else (action.help, action.default))

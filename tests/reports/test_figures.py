@@ -20,6 +20,7 @@ from archstat.guidelines.figure import guideline_figure
 from archstat.reports.figures import FIGURES, PRINT_DPI, save_figure
 from archstat.reports.paper_tables import LATENCY_ROWS, LATENCY_SIZES, TABLES, ReportOptions, TableResult, \
     latency_threads
+from archstat.reports.sweep_figures import SweepPoint, draw_pareto
 from archstat.reports.training_tables import PEAK_MODELS, peak_batches
 
 OPTIONS = ReportOptions(quick=True)
@@ -53,7 +54,29 @@ def guideline_rows() -> list[dict]:
              "mac_rel_speed": 1 / (0.5 + k / 2)} for e in ("G1", "G2") for k in (1, 2, 6, 12)]
 
 
+@lru_cache(maxsize=1)
+def zoo_points() -> list[SweepPoint]:
+    """A crowded sweep: every torchvision classification model whose default weights were evaluated
+    at 224, at the GFLOPS and accuracy its weights' metadata publish (made-up memory access and
+    latency, proportional)."""
+    from torchvision.models import get_model_weights, list_models
+
+    points = []
+    for name in list_models(module=__import__("torchvision").models):
+        weights = get_model_weights(name).DEFAULT
+        if getattr(weights.transforms(), "crop_size", [0])[0] == 224:
+            gflops, top1 = weights.meta["_ops"], weights.meta["_metrics"]["ImageNet-1K"]["acc@1"]
+            points.append(SweepPoint(name, 224, top1, "torchvision", 0, gflops * 1e9, gflops * 4e8,
+                                     {"box/cpu": 10 * gflops + 1}))
+    return points
+
+
+SWEEP_FIGURES = {"pareto_madds": ("madds", None), "pareto_latency": ("latency", "box/cpu")}
+
+
 def drawn(name: str) -> matplotlib.figure.Figure:
+    if name in SWEEP_FIGURES:
+        return draw_pareto(zoo_points(), *SWEEP_FIGURES[name])
     fig = guideline_figure(guideline_rows(), "a title") if name == "guidelines" else \
         FIGURES[name].draw(results(), OPTIONS)
     fig.canvas.draw()
@@ -83,7 +106,7 @@ def labels(ax, renderer) -> list[tuple[str, Bbox]]:
     return [(t.get_text(), t.get_window_extent(renderer)) for t in ax.texts if t.get_text()]
 
 
-FIGURE_NAMES = [*FIGURES, "guidelines"]
+FIGURE_NAMES = [*FIGURES, "guidelines", *SWEEP_FIGURES]
 
 
 @pytest.mark.parametrize("name", FIGURE_NAMES)

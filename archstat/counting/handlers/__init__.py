@@ -7,12 +7,13 @@ everything.
 """
 
 from archstat.counting.handlers import functions, modules  # noqa: F401  (registration)
-from archstat.counting.handlers.registry import (FREE, FREE_FUNCTIONS, FUNCTION_HANDLERS, METADATA_FUNCTIONS,
-                                                 MODULE_HANDLERS, REFUSED, SHAPE_ONLY_FUNCTIONS, FormulaCall,
-                                                 FunctionRule, ModuleRule, NeedsValuesError, RefusedOpError,
-                                                 call_handler, function_handler, handler_for_module, module_handler,
-                                                 normalise_name)
+from archstat.counting.handlers.registry import (BOOL_RESULT, FREE, FREE_FUNCTIONS, FUNCTION_HANDLERS,
+                                                 METADATA_FUNCTIONS, MODULE_HANDLERS, REFUSED, SHAPE_ONLY_FUNCTIONS,
+                                                 FormulaCall, FunctionRule, ModuleRule, NeedsValuesError,
+                                                 RefusedOpError, call_handler, function_handler, handler_for_module,
+                                                 module_handler, normalise_name)
 
-__all__ = ["FREE", "FREE_FUNCTIONS", "FUNCTION_HANDLERS", "METADATA_FUNCTIONS", "MODULE_HANDLERS", "REFUSED",
-           "SHAPE_ONLY_FUNCTIONS", "FormulaCall", "FunctionRule", "ModuleRule", "NeedsValuesError", "RefusedOpError",
-           "call_handler", "function_handler", "handler_for_module", "module_handler", "normalise_name"]
+__all__ = ["BOOL_RESULT", "FREE", "FREE_FUNCTIONS", "FUNCTION_HANDLERS", "METADATA_FUNCTIONS", "MODULE_HANDLERS",
+           "REFUSED", "SHAPE_ONLY_FUNCTIONS", "FormulaCall", "FunctionRule", "ModuleRule", "NeedsValuesError",
+           "RefusedOpError", "call_handler", "function_handler", "handler_for_module", "module_handler",
+           "normalise_name"]

@@ -15,8 +15,8 @@ import torch
 from torch.nn import functional as F
 
 from archstat.counting.handlers.args import arg, shape_of, tensors_in
-from archstat.counting.handlers.registry import (FREE, FormulaCall, NeedsValuesError, declare_free, function_handler,
-                                                 refuse)
+from archstat.counting.handlers.registry import (BOOL_RESULT, FREE, FormulaCall, NeedsValuesError, declare_free,
+                                                 function_handler, refuse)
 from archstat.formulas import ACTIVATIONS, ELEMENTWISE_OPS
 
 __all__: list[str] = []
@@ -301,10 +301,10 @@ def _lp_pool(args: tuple, kwargs: dict, out: Any, name: str = "lp_pool2d") -> Fo
                                                            mode="lp", spatial_dims=int(name[-2])))
 
 
-@function_handler("mean", "sum", "amax", "amin", "aminmax", "prod", "std", "var", "logsumexp", "norm", "argmax",
-                  "argmin", "all", "any", "nansum", "nanmean", "max", "min", "std_mean", "var_mean",
-                  "count_nonzero", "linalg_vector_norm", "linalg_norm", "frobenius_norm", "nuclear_norm",
-                  formula="reduction")
+@function_handler("aminmax", "prod", "std", "var", "logsumexp", "norm", "argmax", "argmin", "all", "any", "nansum",
+                  "nanmean", "max", "min", "std_mean", "var_mean", "count_nonzero", "linalg_vector_norm",
+                  "linalg_norm", "frobenius_norm", "nuclear_norm", formula="reduction")
+@function_handler("mean", "sum", "amax", "amin", shape_only=True, formula="reduction")
 def _reduction(args: tuple, kwargs: dict, out: Any, name: str = "mean") -> FormulaCall:
     x = arg(args, kwargs, 0, "input")
     second = arg(args, kwargs, 1, "other")
@@ -314,8 +314,11 @@ def _reduction(args: tuple, kwargs: dict, out: Any, name: str = "mean") -> Formu
     dim = kwargs.get("dim", args[position] if len(args) > position else None)
     if not isinstance(dim, (int, list, tuple)) or isinstance(dim, bool):
         dim = None
-    first_out = out[0] if isinstance(out, (tuple, list)) else out
-    keepdim = x.dim() > 0 and first_out.dim() == x.dim() and dim is not None
+    if out is None:  # planned (mean, sum, amax, amin): keepdim as the call gives it
+        keepdim = bool(arg(args, kwargs, 2, "keepdim", False)) and x.dim() > 0
+    else:
+        first_out = out[0] if isinstance(out, (tuple, list)) else out
+        keepdim = x.dim() > 0 and first_out.dim() == x.dim() and dim is not None
     return FormulaCall("reduction", (shape_of(x),), dict(dims=dim, keepdim=keepdim, op=name))
 
 
@@ -340,10 +343,13 @@ _MORE_ELEMENTWISE = frozenset({
 })
 
 
-#: Element-wise ops whose output has the dtype of their (promoted) inputs: on meta, their
-#: formula's shape stands in for running them (see :data:`SHAPE_ONLY_FUNCTIONS`).
+#: Element-wise ops whose output has the dtype of their (promoted) inputs, or is boolean
+#: (:data:`BOOL_RESULT`): on meta, their formula's shape stands in for running them (see
+#: :data:`SHAPE_ONLY_FUNCTIONS`).
 _SAME_DTYPE = frozenset({"add", "sub", "mul", "div", "softmax", "log_softmax", "clamp", "exp", "sqrt", "rsqrt",
-                         "neg"} | (ACTIVATIONS - {"glu", "prelu", "rrelu"}))
+                         "neg", "pow", "maximum", "minimum", "abs", "sin", "cos", "log", "erf", "reciprocal",
+                         "square", "floor", "ceil", "round", "sign", "masked_fill", "addcmul", "addcdiv",
+                         "lerp"} | BOOL_RESULT | (ACTIVATIONS - {"glu", "prelu", "rrelu"}))
 
 
 def _elementwise(args: tuple, kwargs: dict, out: Any, name: str = "") -> FormulaCall:
@@ -486,9 +492,16 @@ _CASTS = ("long", "int", "short", "char", "byte", "bool", "half", "float", "doub
           "cdouble", "type", "type_as")
 
 
-@function_handler("contiguous", "clone", "to", "cpu", "cuda", "roll", "flip", "fliplr", "flipud", "rot90", "repeat",
-                  "tile", "repeat_interleave", "copy", "tril", "triu", "fft_fftshift", "fft_ifftshift", *_CASTS,
+@function_handler("roll", "flip", "fliplr", "flipud", "tril", "triu", "fft_fftshift", "fft_ifftshift", shape_only=True,
                   formula="copy")
+def _rearranged(args: tuple, kwargs: dict, out: Any, name: str = "roll") -> FormulaCall:
+    # a new tensor of the input's shape, every element moved (or zeroed) once
+    op = name if name in ("roll", "flip", "tril", "triu") else "copy"
+    return FormulaCall("copy", (shape_of(arg(args, kwargs, 0, "input")),), dict(op=op))
+
+
+@function_handler("contiguous", "clone", "to", "cpu", "cuda", "rot90", "repeat", "tile", "repeat_interleave", "copy",
+                  *_CASTS, formula="copy")
 def _copy(args: tuple, kwargs: dict, out: Any, name: str = "copy") -> FormulaCall:
     source = args[0] if args and isinstance(args[0], torch.Tensor) else None
     if name == "copy":  # dst.copy_(src) writes dst in place
@@ -498,8 +511,7 @@ def _copy(args: tuple, kwargs: dict, out: Any, name: str = "copy") -> FormulaCal
     if name in ("repeat", "tile", "repeat_interleave"):
         read = source.numel() if source is not None else None
         return FormulaCall("copy", (shape_of(out),), dict(op="repeat", read=read))
-    op = "cast" if name in _CASTS or (name == "to" and source is not None and out.dtype != source.dtype) else \
-        name if name in ("roll", "flip", "tril", "triu") else "copy"
+    op = "cast" if name in _CASTS or (name == "to" and source is not None and out.dtype != source.dtype) else "copy"
     return FormulaCall("copy", (shape_of(out),), dict(op=op))
 
 

@@ -29,9 +29,9 @@ from torch import nn
 from archstat.formulas import FORMULAS, OpCost
 
 __all__ = ["FormulaCall", "FREE", "MODULE_HANDLERS", "FUNCTION_HANDLERS", "FREE_FUNCTIONS", "REFUSED",
-           "SHAPE_ONLY_FUNCTIONS", "METADATA_FUNCTIONS", "NeedsValuesError", "ModuleRule", "FunctionRule",
-           "module_handler", "function_handler", "handler_for_module", "call_handler", "normalise_name", "declare_free",
-           "refuse", "RefusedOpError"]
+           "SHAPE_ONLY_FUNCTIONS", "BOOL_RESULT", "METADATA_FUNCTIONS", "NeedsValuesError", "ModuleRule",
+           "FunctionRule", "module_handler", "function_handler", "handler_for_module", "call_handler", "normalise_name",
+           "declare_free", "refuse", "RefusedOpError"]
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,10 @@ REFUSED: dict[str, str] = {}
 #: Python decompositions, slower than the real CPU kernels. (``count(..., check_shapes=True)``
 #: runs them and compares; the tests and the torchvision benchmark do.)
 SHAPE_ONLY_FUNCTIONS: set[str] = set()
+
+#: Ops whose output is boolean whatever their inputs' dtype (comparisons, logical ops, tests).
+BOOL_RESULT = frozenset({"eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_not", "logical_xor",
+                         "isnan", "isinf", "isfinite", "signbit", "isposinf", "isneginf"})
 
 
 class RefusedOpError(ValueError):

@@ -1,0 +1,228 @@
+"""Accuracy against cost from a sweep's database: the Pareto fronts of ``archstat report --from DB``.
+
+Every model of the sweep with a published ImageNet accuracy at the size it was counted at
+(:func:`archstat.accuracy.published_accuracy`, each with its source) is a point: accuracy
+against multiply-adds, against memory access, and against latency (one figure per machine
+that timed the models; a latency is only meaningful where it was measured). Costs are per
+image (a cell's count divided by its batch; latencies from the smallest batch timed). The
+Pareto front, the points no other point beats on both axes (cheaper and at least as
+accurate), is highlighted, joined and labelled; labels never overlap a marker or each other
+(:func:`~archstat.reports.figures.place_labels`). The points, their sources and their front
+membership are written as CSV and Markdown beside the figures, with an index.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from archstat.errors import ArchstatError
+from archstat.reports.figures import DOUBLE_COLUMN, OKABE_ITO, paper_style, place_labels, plt, save_figure
+from archstat.reports.writers import render, write_atomic
+
+__all__ = ["SweepPoint", "sweep_points", "pareto_front", "generate_from_sweep", "draw_pareto", "AXES"]
+
+
+@dataclass
+class SweepPoint:
+    """One model at one size: its published accuracy (and source), its counted cost per image,
+    and its latency on each machine that timed it."""
+
+    model: str
+    size: int
+    top1: float
+    source: str
+    params: int
+    madds: float
+    mem_access_bytes: float
+    latency_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def family(self) -> str:
+        """Where the model comes from: ``timm``, ``zoo`` or ``torchvision``."""
+        from archstat.zoo import ZOO
+
+        return "timm" if self.model.startswith("timm:") else "zoo" if self.model in ZOO else "torchvision"
+
+
+#: The cost axes: name, how a point gives it, axis label, file stem.
+AXES = {
+    "madds": (lambda p, m: p.madds / 1e9,
+              "multiply-adds per image (G, counted; log scale)", "pareto_accuracy_vs_madds"),
+    "mem_access": (lambda p, m: p.mem_access_bytes / 1e6,
+                   "memory access per image (MB at fp32, counted; log scale)", "pareto_accuracy_vs_mem_access"),
+    "latency": (lambda p, m: p.latency_ms.get(m),
+                "latency (ms per forward, smallest batch timed, median; log scale)", "pareto_accuracy_vs_latency"),
+}
+
+
+def sweep_points(db: str | Path) -> tuple[list[SweepPoint], list[str]]:
+    """The points of the sweep at ``db`` and the models left out (no published accuracy at
+    their size), as ``"model at size"``."""
+    from archstat.accuracy import published_accuracy
+    from archstat.models import default_input_size
+    from archstat.sweep.store import ResultStore
+
+    if not Path(db).is_file():
+        raise ArchstatError(f"no sweep database at {db}")
+    with ResultStore(db) as store:
+        rows = store.rows(status="ok")
+    counts: dict[tuple[str, int], dict] = {}
+    latencies: dict[tuple[str, int], dict[str, tuple[int, float]]] = {}
+    for row in rows:
+        side = row["size"] if row["size"] is not None else _published_side(row["model"], default_input_size)
+        key = (row["model"], side)
+        if row["metric"] in ("count", "train") and row["madds"] is not None:
+            if key not in counts or row["batch"] < counts[key]["batch"]:
+                counts[key] = row
+        elif row["metric"] == "latency" and row["median_ms"] is not None:
+            seen = latencies.setdefault(key, {})
+            if row["machine"] not in seen or row["batch"] < seen[row["machine"]][0]:
+                seen[row["machine"]] = (row["batch"], row["median_ms"])
+    points, missing = [], []
+    for (model, side), row in sorted(counts.items()):
+        accuracy = published_accuracy(model, side)
+        if accuracy is None:
+            missing.append(f"{model} at {side}")
+            continue
+        batch = row["batch"]
+        points.append(SweepPoint(model, side, accuracy.top1, accuracy.source, row["params"], row["madds"] / batch,
+                                 row["mem_access_bytes"] / batch,
+                                 {m: ms for m, (_, ms) in latencies.get((model, side), {}).items()}))
+    return points, missing
+
+
+def _published_side(model: str, default_input_size) -> int:
+    try:
+        return int(default_input_size(model)[-1])
+    except Exception:  # a model no longer known: its rows have no size to plot at
+        return 0
+
+
+def pareto_front(costs: Sequence[float], accuracies: Sequence[float]) -> list[int]:
+    """Indices of the points no other point dominates (no cost higher and accuracy at least as
+    high, one of them strictly better), in order of cost."""
+    order = sorted(range(len(costs)), key=lambda i: (costs[i], -accuracies[i]))
+    front, best = [], -math.inf
+    for i in order:
+        if accuracies[i] > best:
+            front.append(i)
+            best = accuracies[i]
+    return front
+
+
+def _label(model: str) -> str:
+    return model.removeprefix("timm:")
+
+
+def draw_pareto(points: list[SweepPoint], axis: str, machine: str | None) -> plt.Figure:
+    """Accuracy against the cost ``axis`` (a key of :data:`AXES`; latency on ``machine``), the
+    Pareto front outlined, joined and labelled."""
+    cost, xlabel, _ = AXES[axis]
+    chosen = [p for p in points if cost(p, machine) is not None]
+    xs = [float(cost(p, machine)) for p in chosen]
+    ys = [p.top1 for p in chosen]
+    front = pareto_front(xs, ys)
+    families = sorted({p.family for p in chosen})
+    colour = {f: OKABE_ITO[i] for i, f in enumerate(families)}
+    with paper_style():
+        fig, ax = plt.subplots(figsize=(DOUBLE_COLUMN, 4.6), layout="constrained")
+        others = [i for i in range(len(chosen)) if i not in front]
+        for family in families:
+            mine = [i for i in others if chosen[i].family == family]
+            ax.scatter([xs[i] for i in mine], [ys[i] for i in mine], s=12, color=colour[family], alpha=0.35,
+                       linewidth=0, label=f"{family}")
+        ax.plot([xs[i] for i in front], [ys[i] for i in front], color="0.2", linewidth=0.8, zorder=2,
+                drawstyle="steps-post")
+        for family in families:
+            mine = [i for i in front if chosen[i].family == family]
+            ax.scatter([xs[i] for i in mine], [ys[i] for i in mine], s=28, color=colour[family], edgecolor="black",
+                       linewidth=0.7, zorder=3, label=f"{family}, Pareto front" if mine else None)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.margins(x=0.08, y=0.08)
+        ax.set_xlabel(xlabel + (f"\n{machine}" if machine else ""))
+        ax.set_ylabel("ImageNet-1k top-1 accuracy (%, published)")
+        fig.legend(loc="outside right upper", title=f"{len(chosen)} models")
+        place_labels(ax, [xs[i] for i in front], [ys[i] for i in front], [_label(chosen[i].model) for i in front],
+                     [28.0] * len(front))
+    return fig
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower()
+
+
+def generate_from_sweep(db: str | Path, out: str | Path) -> list[Path]:
+    """Draw the Pareto figures of the sweep at ``db`` into ``out`` (created if missing), with
+    ``sweep_points.csv|md`` and an index ``README.md``; returns the files written."""
+    points, missing = sweep_points(db)
+    if not points:
+        raise ArchstatError(f"{db}: no counted model with a published accuracy at its size; a sweep of "
+                            "classification models (--metrics count) gives points")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    machines = sorted({m for p in points for m in p.latency_ms})
+    written: list[Path] = []
+    figures: list[tuple[str, str]] = []
+    sources = "accuracies: zoo papers' tables, timm results-imagenet.csv (commit aa4b585), torchvision weights " \
+              "metadata (each point's source in sweep_points.csv); costs counted by archstat"
+    for axis in ("madds", "mem_access"):
+        stem = AXES[axis][2]
+        caption = f"Published ImageNet top-1 accuracy against counted {axis.replace('_', ' ')}; {sources}."
+        written += save_figure(draw_pareto(points, axis, None), out / stem)
+        figures.append((stem, caption))
+    for machine in machines:
+        stem = f"{AXES['latency'][2]}_{_slug(machine)}"
+        caption = f"Published ImageNet top-1 accuracy against latency measured on {machine}; {sources}."
+        written += save_figure(draw_pareto(points, "latency", machine), out / stem)
+        figures.append((stem, caption))
+    rows = _point_rows(points, machines)
+    columns = list(rows[0])
+    numeric = [c for c in columns if c not in ("model", "source", "family") and not c.startswith("front")]
+    for fmt, ext in (("csv", "csv"), ("markdown", "md")):
+        with write_atomic(out / f"sweep_points.{ext}") as fh:
+            fh.write(render(rows, fmt, columns, numeric=numeric))
+        written.append(out / f"sweep_points.{ext}")
+    lines = ["# Accuracy against cost", "",
+             f"Generated by `archstat report --from {Path(db).name}`: {len(points)} models with a published "
+             f"ImageNet-1k top-1 accuracy at the size they were counted at. Published accuracies carry their "
+             f"source (column `source` of [sweep_points.csv](sweep_points.csv)); costs are counted by archstat per "
+             f"image; latencies are medians measured on the machine named. Pareto-front models (no other model is "
+             f"cheaper and at least as accurate) are outlined, joined and labelled.", ""]
+    for stem, caption in figures:
+        lines += [f"## {stem}", "", f"![{stem}]({stem}.png)", "", f"{caption} ([PDF]({stem}.pdf))", ""]
+    lines += ["## Points", "", (out / "sweep_points.md").read_text(encoding="utf-8").strip(), ""]
+    if missing:
+        lines += [f"Not plotted (no published accuracy at the size counted): {len(missing)} models: "
+                  f"{', '.join(missing)}.", ""]
+    with write_atomic(out / "README.md") as fh:
+        fh.write("\n".join(lines))
+    return written + [out / "README.md"]
+
+
+def _point_rows(points: list[SweepPoint], machines: list[str]) -> list[dict]:
+    fronts = {}
+    for axis in ("madds", "mem_access"):
+        cost = AXES[axis][0]
+        xs = [float(cost(p, None)) for p in points]
+        fronts[axis] = {points[i].model for i in pareto_front(xs, [p.top1 for p in points])}
+    rows = []
+    for p in sorted(points, key=lambda p: p.madds):
+        row = {"model": p.model, "size": p.size, "top1": p.top1, "params": p.params,
+               "GMAdds": round(p.madds / 1e9, 4), "mem access MB": round(p.mem_access_bytes / 1e6, 2)}
+        for machine in machines:
+            ms = p.latency_ms.get(machine)
+            row[f"ms {machine}"] = "" if ms is None else round(ms, 3)
+        row.update({"front madds": "yes" if p.model in fronts["madds"] else "",
+                    "front mem access": "yes" if p.model in fronts["mem_access"] else "",
+                    "family": p.family, "source": p.source})
+        rows.append(row)
+    return rows

@@ -1,0 +1,143 @@
+"""The results database of a sweep: SQLite, one row per cell and machine.
+
+A row is written (and committed) the moment its cell finishes, by the one process that
+schedules the sweep, so an interrupted sweep loses only the cells in flight and a rerun
+finds every finished one. The key is ``(cell, machine)``: machine-independent cells
+(counts) are stored under :data:`ANY_MACHINE`, timing cells under the machine that ran
+them. A failed cell is a row too (``status = 'failed'`` and its ``reason``), so a sweep
+always says what it could not do.
+
+The numbers a report reads are columns (:data:`COLUMNS`); anything else a cell returns
+(notes, the timing environment) is kept as JSON in ``extra``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from archstat.errors import ArchstatError
+from archstat.reports.writers import OutputPathError
+from archstat.sweep.cells import Cell
+
+__all__ = ["ResultStore", "ANY_MACHINE", "COLUMNS", "NUMERIC_COLUMNS", "SCHEMA_VERSION"]
+
+#: The machine of a cell whose result does not depend on one.
+ANY_MACHINE = "*"
+
+SCHEMA_VERSION = 1
+
+#: Result columns, in export order (after ``cell`` and ``machine``), with their SQL types.
+_SCHEMA: tuple[tuple[str, str], ...] = (
+    ("model", "TEXT"), ("size", "INTEGER"), ("batch", "INTEGER"), ("metric", "TEXT"), ("input", "TEXT"),
+    ("status", "TEXT NOT NULL"), ("reason", "TEXT"), ("target", "TEXT"),
+    ("params", "INTEGER"), ("madds", "INTEGER"), ("flops", "INTEGER"), ("mem_access", "INTEGER"),
+    ("mem_access_bytes", "INTEGER"), ("records", "INTEGER"), ("uncounted", "INTEGER"),
+    ("optimizer", "TEXT"), ("backward_madds", "INTEGER"), ("step_flops", "INTEGER"), ("saved_bytes", "INTEGER"),
+    ("peak_train_bytes", "INTEGER"),
+    ("device", "TEXT"), ("threads", "INTEGER"), ("median_ms", "REAL"), ("iqr_ms", "REAL"), ("min_ms", "REAL"),
+    ("repeats", "INTEGER"), ("under_load", "INTEGER"),
+    ("seconds", "REAL"), ("finished", "TEXT"), ("archstat_version", "TEXT"), ("torch_version", "TEXT"),
+    ("extra", "TEXT"),
+)
+COLUMNS = ("cell", "machine", *(name for name, _ in _SCHEMA))
+NUMERIC_COLUMNS = frozenset(name for name, kind in _SCHEMA if kind in ("INTEGER", "REAL"))
+
+
+class ResultStore:
+    """A sweep's database at ``path`` (created if missing). Use as a context manager or
+    call :meth:`close`."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        _check_database_path(self.path)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")  # readers (a report) never block the sweep
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self._create()
+        except sqlite3.DatabaseError as exc:
+            raise ArchstatError(f"{self.path} is not an archstat sweep database ({exc})") from None
+
+    def _create(self) -> None:
+        columns = ", ".join(f"{name} {kind}" for name, kind in _SCHEMA)
+        with self.db:
+            self.db.execute(f"CREATE TABLE IF NOT EXISTS results (cell TEXT NOT NULL, machine TEXT NOT NULL, "
+                            f"{columns}, PRIMARY KEY (cell, machine))")
+            self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            found = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if found is None:
+                self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            elif found[0] != str(SCHEMA_VERSION):
+                raise ArchstatError(f"{self.path} holds sweep schema {found[0]}; this archstat writes "
+                                    f"{SCHEMA_VERSION}: export it with the archstat that wrote it, or use a new file")
+
+    def __enter__(self) -> "ResultStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ----------------------------------------------------------------- writing
+
+    def put(self, row: dict[str, Any]) -> None:
+        """Store one finished cell (replacing an earlier row of the same cell and machine)."""
+        values = {k: row.get(k) for k in COLUMNS}
+        extra = row.get("extra")
+        values["extra"] = json.dumps(extra, sort_keys=True, default=str) if extra else None
+        if values["under_load"] is not None:
+            values["under_load"] = int(bool(values["under_load"]))
+        names = ", ".join(COLUMNS)
+        marks = ", ".join("?" for _ in COLUMNS)
+        with self.db:
+            self.db.execute(f"INSERT OR REPLACE INTO results ({names}) VALUES ({marks})",
+                            [values[k] for k in COLUMNS])
+
+    # ----------------------------------------------------------------- reading
+
+    def finished(self, cells: Iterable[Cell], target: str, retry_failed: bool = False) -> set[str]:
+        """Keys of ``cells`` that already have a row: machine-independent cells from any run,
+        timing cells from ``target`` (this machine, or the cluster's timing label). With
+        ``retry_failed``, failed rows do not count as finished."""
+        status = "AND status = 'ok'" if retry_failed else ""
+        done = {(cell, t) for cell, t in self.db.execute(f"SELECT cell, target FROM results WHERE 1 {status}")}
+        return {c.key for c in cells if (c.key, target if c.timing else ANY_MACHINE) in done}
+
+    def rows(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Every row (or those of one ``status``), ``extra`` decoded, in cell order."""
+        where, params = ("WHERE status = ?", (status,)) if status else ("", ())
+        cursor = self.db.execute(f"SELECT {', '.join(COLUMNS)} FROM results {where} ORDER BY cell, machine", params)
+        out = []
+        for values in cursor:
+            row = dict(zip(COLUMNS, values))
+            row["extra"] = json.loads(row["extra"]) if row["extra"] else {}
+            row["under_load"] = None if row["under_load"] is None else bool(row["under_load"])
+            out.append(row)
+        return out
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.rows())
+
+    def __len__(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+
+
+def _check_database_path(path: Path) -> None:
+    """Refuse a path that is not a regular file or a new file in an existing folder."""
+    if path.exists():
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            raise OutputPathError(f"{path} is not a regular file: a sweep database must be one")
+        return
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputPathError(f"cannot create {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputPathError(f"cannot create {path}: folder {parent} is not writable")

@@ -1,0 +1,118 @@
+"""Cells of a sweep and the database they are stored in."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from archstat.errors import ArchstatError
+from archstat.sweep import plan
+from archstat.sweep.cells import Cell, expand_cells, parse_batches, parse_metrics, parse_sizes
+from archstat.sweep.local import core_sets
+from archstat.sweep.progress import Progress, duration
+from archstat.sweep.store import ANY_MACHINE, COLUMNS, ResultStore
+
+
+def test_a_cell_key_names_everything_and_reads_back() -> None:
+    cell = Cell("timm:convnext_tiny", 224, 8, "latency")
+    assert cell.key == "timm:convnext_tiny|224|b8|latency" and Cell.from_key(cell.key) == cell
+    assert Cell.from_key("resnet50|default|b1|count") == Cell("resnet50", None, 1, "count")
+    assert cell.timing and not Cell("resnet50", None, 1, "train").timing
+
+
+def test_the_sweep_is_the_product_grouped_by_model() -> None:
+    cells = plan("resnet18,squeezenet1_0", sizes="224,160", batches="1,4", metrics="latency,count")
+    assert len(cells) == 2 * 2 * 2 * 2
+    assert [c.model for c in cells[:8]] == ["resnet18"] * 8  # one model's cells together
+    assert [c.metric for c in cells[:2]] == ["count", "latency"]  # metrics in METRICS order, not as typed
+
+
+@pytest.mark.parametrize("text, wanted", [("224,320", [224, 320]), ("224x224", [224]), ("default", [None]),
+                                          (None, [None]), ("224,default,224", [224, None])])
+def test_sizes(text: str | None, wanted: list) -> None:
+    assert parse_sizes(text) == wanted
+
+
+@pytest.mark.parametrize("bad", [lambda: parse_sizes("224x160"), lambda: parse_sizes("big"),
+                                 lambda: parse_batches("0"), lambda: parse_batches("1,x"),
+                                 lambda: parse_metrics("count,flops"), lambda: parse_metrics(",")])
+def test_bad_cell_options_are_refused_in_one_line(bad) -> None:
+    with pytest.raises(ArchstatError) as info:
+        bad()
+    assert "\n" not in str(info.value)
+
+
+@given(st.integers(1, 12), st.lists(st.integers(0, 63), min_size=1, max_size=16, unique=True))
+def test_workers_get_disjoint_cores_when_there_are_enough(workers: int, cpus: list[int]) -> None:
+    sets = core_sets(workers, sorted(cpus))
+    assert len(sets) == workers and all(sets)
+    used = [c for s in sets for c in s]
+    if workers <= len(cpus):
+        assert sorted(used) == sorted(cpus)  # every core used, none twice
+    else:
+        assert set(used) == set(cpus) and all(len(s) == 1 for s in sets)
+
+
+def _row(cell: Cell, status: str = "ok", machine: str = ANY_MACHINE, **values) -> dict:
+    return {"cell": cell.key, "machine": machine, "target": machine, "model": cell.model, "size": cell.size,
+            "batch": cell.batch, "metric": cell.metric, "status": status, **values}
+
+
+def test_store_keeps_one_row_per_cell_and_machine(tmp_path: Path) -> None:
+    count, latency = Cell("resnet18", None, 1, "count"), Cell("resnet18", None, 1, "latency")
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        store.put(_row(count, madds=1814073344, extra={"notes": ["a"]}))
+        store.put(_row(count, madds=1814073344))  # the same cell again: replaced, not added
+        store.put(_row(latency, machine="host-a/cpu", median_ms=10.5, under_load=True))
+        store.put(_row(latency, machine="host-b/cpu", median_ms=20.5, status="failed", reason="timeout"))
+        assert len(store) == 3
+        rows = store.rows()
+        assert [r["machine"] for r in rows] == ["*", "host-a/cpu", "host-b/cpu"]
+        assert rows[1]["under_load"] is True and rows[0]["extra"] == {}
+        assert list(rows[0]) == list(COLUMNS)
+        # a count is finished for every machine; a latency only for the machine that timed it
+        assert store.finished([count, latency], "host-a/cpu") == {count.key, latency.key}
+        assert store.finished([count, latency], "host-c/cpu") == {count.key}
+        assert store.finished([latency], "host-b/cpu") == {latency.key}
+        assert store.finished([latency], "host-b/cpu", retry_failed=True) == set()
+
+
+def test_store_refuses_what_is_not_a_database(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not sqlite at all, " * 100)
+    with pytest.raises(ArchstatError, match="not an archstat sweep database"):
+        ResultStore(tmp_path / "notes.txt")
+    with pytest.raises(ArchstatError, match="not a regular file"):
+        ResultStore(tmp_path)
+    with pytest.raises(ArchstatError, match="does not exist"):
+        ResultStore(tmp_path / "missing" / "s.sqlite")
+    other = sqlite3.connect(tmp_path / "old.sqlite")
+    other.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    other.execute("INSERT INTO meta VALUES ('schema', '0')")
+    other.commit()
+    other.close()
+    with pytest.raises(ArchstatError, match="schema 0"):
+        ResultStore(tmp_path / "old.sqlite")
+    assert os.path.getsize(tmp_path / "notes.txt") == len("not sqlite at all, " * 100)  # left as it was
+
+
+def test_progress_line_counts_and_estimates() -> None:
+    import io
+
+    out = io.StringIO()
+    bar = Progress(4, skipped=2, stream=out, every=0)
+    for status in ("ok", "failed", "ok"):
+        bar.update({"status": status})
+    line = out.getvalue().strip().splitlines()[-1]
+    assert "3/4 cells (2 ok, 1 failed)" in line and "ETA" in line
+    assert duration(3723) == "1h02m03s" and duration(75) == "1m15s" and duration(4.2) == "4s"
+
+
+def test_expand_cells_orders_by_model() -> None:
+    cells = expand_cells(["a", "b"], [None], [1], ["count", "latency"])
+    assert [c.key for c in cells] == ["a|default|b1|count", "a|default|b1|latency", "b|default|b1|count",
+                                      "b|default|b1|latency"]
