@@ -14,8 +14,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Count (and time) the zoo's networks and write each paper table beside its published values, "
                     "with deltas and flagged discrepancies, as CSV, Markdown and LaTeX, the figures as PNG and PDF, "
                     "and an index README.md. Tables: imagenet_top5, shufflenet_latency, resnet_flops, "
-                    "mobilenet_layer_types, shufflenet_complexity, senet_overhead, dw_separable_ratio. Figures: "
-                    "accuracy_vs_madds, latency_vs_cost, layer_type_shares, dw_ratio. With --from DB, instead draw "
+                    "mobilenet_layer_types, shufflenet_complexity, senet_overhead, dw_separable_ratio, training_cost, "
+                    "training_peak. Figures: accuracy_vs_madds, latency_vs_cost, layer_type_shares, dw_ratio, "
+                    "peak_memory_vs_batch. With --from DB, instead draw "
                     "the Pareto fronts of an `archstat sweep` database: published ImageNet accuracy against "
                     "multiply-adds, memory access and (per machine) latency, with the points as CSV/Markdown. "
                     "Needs matplotlib: pip install 'archstat[reports]'.")

@@ -1,6 +1,6 @@
 """``count(..., verify=True)``: every layer recomputed from its module, without hooks.
 
-The counter derives a layer's formula call in a forward pre-hook
+The counter derives a layer's formula call as the layer's forward is entered
 (:mod:`archstat.counting.handlers`), from the arguments the module is called with.
 Verification walks the model's modules instead and, for every row the counter recorded
 for a module, rebuilds the call from what the module itself holds (its weight shapes,

@@ -116,8 +116,11 @@ def pareto_front(costs: Sequence[float], accuracies: Sequence[float]) -> list[in
     return front
 
 
-def _label(model: str) -> str:
-    return model.removeprefix("timm:")
+def _labels(models: list[str]) -> list[str]:
+    """Names without ``timm:``, unless that would make two labels alike (timm's and torchvision's
+    ``convnext_tiny``)."""
+    short = [m.removeprefix("timm:") for m in models]
+    return [s if short.count(s) == 1 else m for s, m in zip(short, models)]
 
 
 def draw_pareto(points: list[SweepPoint], axis: str, machine: str | None) -> plt.Figure:
@@ -151,8 +154,10 @@ def draw_pareto(points: list[SweepPoint], axis: str, machine: str | None) -> plt
         ax.set_xlabel(xlabel + (f"\n{machine}" if machine else ""))
         ax.set_ylabel("ImageNet-1k top-1 accuracy (%, published)")
         fig.legend(loc="outside right upper", title=f"{len(chosen)} models")
-        place_labels(ax, [xs[i] for i in front], [ys[i] for i in front], [_label(chosen[i].model) for i in front],
+        place_labels(ax, [xs[i] for i in front], [ys[i] for i in front], _labels([chosen[i].model for i in front]),
                      [28.0] * len(front))
+        for text in ax.texts:  # the front's line may pass behind a label: keep the label readable
+            text.set_bbox({"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 0.3})
     return fig
 
 

@@ -15,15 +15,24 @@ tasks are not retried, so a crashing model fails once instead of three times.
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import shutil
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import time
-from typing import Any, Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, NamedTuple
 
 from archstat.errors import ArchstatError
 from archstat.sweep.cells import Cell
 from archstat.sweep.work import CellOptions, failed_row, run_cell
 
-__all__ = ["run_ray", "DEFAULT_TIMING_RESOURCE", "ray_target"]
+__all__ = ["run_ray", "DEFAULT_TIMING_RESOURCE", "ray_target", "local_head", "LocalHead", "head_processes"]
 
 #: The custom resource timing cells ask for unless ``--timing-resource`` names another.
 DEFAULT_TIMING_RESOURCE = "archstat_timing"
@@ -123,3 +132,59 @@ def run_ray(cells: list[Cell], options: CellOptions, store_row: Callable[[dict],
                 ray.cancel(ref, force=True)
     finally:
         ray.shutdown()
+
+
+class LocalHead(NamedTuple):
+    """A running local Ray head: its address, the environment its drivers need, its temp dir."""
+
+    address: str
+    env: dict[str, str]
+    temp_dir: str
+
+
+@contextmanager
+def local_head(num_cpus: int = 2, resources: str | None = None) -> Iterator[LocalHead]:
+    """A Ray head of its own on 127.0.0.1 with ``num_cpus`` CPUs (and custom ``resources``, JSON),
+    for tests and benchmarks on one machine. Its drivers need its ``env`` (Ray >= 2.59
+    authenticates local clusters with a token: one made here). On exit it
+    stops only this head's processes, found by its temp dir under ``/proc``, so a Ray cluster
+    already running on the machine is left alone."""
+    if not Path("/proc").is_dir():
+        raise ArchstatError("a local Ray head is stopped by finding its processes in /proc, which is missing")
+    ray = Path(sys.executable).with_name("ray")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    start = [str(ray), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", f"--num-cpus={num_cpus}",
+             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}",
+             *([f"--resources={resources}"] if resources else [])]
+    try:
+        started = subprocess.run(start, capture_output=True, text=True, env=env, timeout=180)
+        if started.returncode != 0:
+            raise ArchstatError(f"ray start failed: {started.stderr.strip().splitlines()[-1:]}")
+        yield LocalHead(f"127.0.0.1:{port}", env, temp)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in head_processes(temp):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            time.sleep(2)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def head_processes(folder: str) -> list[int]:
+    """Processes whose command line names ``folder`` (a Ray head's temp dir: its raylet, GCS, agents)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if folder.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found

@@ -95,3 +95,15 @@ def test_ratio_table_rows_are_exact_to_floating_point() -> None:
 def test_unknown_report_item_is_a_one_line_error(tmp_path: Path, capsys) -> None:
     assert main(["report", "--only", "no_such_table", "--out-dir", str(tmp_path)]) == 2
     assert "unknown report item no_such_table" in capsys.readouterr().err
+
+
+def test_report_help_names_every_registered_table_and_figure() -> None:
+    """The help text is written by hand (building the parser must not import matplotlib): it must
+    name every table and figure the registries hold."""
+    import archstat.reports.run  # noqa: F401  (registers the training tables too)
+    from archstat.cli import build_parser
+
+    [sub] = [a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction"]
+    description = " ".join(sub.choices["report"].description.split())
+    missing = [name for name in (*TABLES, *FIGURES) if name not in description]
+    assert not missing, f"archstat report --help does not name {missing}"

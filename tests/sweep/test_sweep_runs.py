@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
-import secrets
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -157,57 +155,17 @@ def test_bad_sweep_arguments_fail_in_one_line_before_any_work(tmp_path: Path) ->
     assert list(tmp_path.iterdir()) == [folder]  # nothing was created
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _processes_under(folder: str) -> list[int]:
-    """Processes whose command line names ``folder`` (a Ray head's temp dir: its raylet, GCS, agents)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if folder.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 @pytest.fixture
 def ray_head():
-    """A local Ray head on 127.0.0.1 with 2 CPUs, stopped afterwards: only its own processes (found by
-    its temp dir), so a Ray cluster already running on the machine is left alone."""
-    import shutil
-    import tempfile
-
+    """A local Ray head on 127.0.0.1 with 2 CPUs, stopped afterwards (only its own processes)."""
     pytest.importorskip("ray")
     if not Path("/proc").is_dir():
         pytest.skip("stopping only this test's Ray processes needs /proc")
-    ray = Path(sys.executable).with_name("ray")
-    port = _free_port()
-    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
-    # Ray >= 2.59 authenticates local clusters with a token; one of our own, for the head and its drivers
-    token = secrets.token_hex(32)
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
-    start = [str(ray), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
-             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"]
-    try:
-        started = subprocess.run(start, capture_output=True, text=True, env=env, timeout=180)
-        assert started.returncode == 0, started.stderr[-2000:]
-        yield f"127.0.0.1:{port}", env
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in _processes_under(temp):
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-            time.sleep(2)
-        assert not _processes_under(temp)
-        shutil.rmtree(temp, ignore_errors=True)
+    from archstat.sweep.ray_cluster import head_processes, local_head
+
+    with local_head(num_cpus=2) as head:
+        yield head.address, head.env
+    assert not head_processes(head.temp_dir)
 
 
 def test_ray_sweep_gives_the_local_count_table(tmp_path: Path, ray_head: tuple[str, dict]) -> None:
