@@ -334,6 +334,23 @@ def _count_module(model: nn.Module, inputs: Inputs, device: str, options: _Optio
     return stats
 
 
+@contextmanager
+def _one_thread(on: bool) -> Iterator[None]:
+    """One intra-op thread while counting on the CPU (restored afterwards): the order of
+    floating-point reductions, and with it a value-dependent branch (how many boxes NMS keeps),
+    then does not depend on the thread count, so a count is reproducible across machines of
+    one CPU type and across ``torch.set_num_threads`` settings."""
+    if not on:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 class _MetaLimit(Exception):
     """The count failed on meta for a reason the CPU would not have (see :func:`meta_limitation`)."""
 
@@ -353,7 +370,7 @@ def _run(model: nn.Module, param_names: dict[int, str], inputs: Inputs, where: s
                             f"model is frozen (requires_grad=False)")
     counter = None
     try:
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), _one_thread(where == "cpu"):
             torch.manual_seed(SEED)
             if has_uninitialized(model):  # lazy modules infer their shapes on a first pass, not counted
                 with torch.no_grad():

@@ -19,6 +19,7 @@ import argparse
 import csv
 import io
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -68,6 +69,7 @@ def main() -> None:
     parser.add_argument("--configs", default="1,2,ray", help="comma-separated: a local worker count, or ray")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per cell (default 600)")
     parser.add_argument("--out", default="benchmarks/results/bench_sweep.csv")
+    parser.add_argument("--keep", metavar="DIR", help="keep every configuration's database in DIR")
     args = parser.parse_args()
     from archstat.reports.writers import write_atomic
 
@@ -78,6 +80,11 @@ def main() -> None:
             reference = counts if reference is None else reference
             row["same_counts"] = counts == reference
             rows.append(row)
+            for ours, theirs in [(a, b) for a, b in zip(counts, reference) if a != b][:5]:
+                print(f"  differs from the first configuration: {ours} vs {theirs}", file=sys.stderr)
+            if args.keep:
+                Path(args.keep).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(Path(tmp) / f"{config.strip()}.sqlite", Path(args.keep) / f"{config.strip()}.sqlite")
             print(f"{row['config']}: {row['cells']} cells ({row['failed']} failed) in {row['wall_s']} s, "
                   f"{row['cells_per_s']} cells/s", file=sys.stderr)
     text = io.StringIO()

@@ -147,6 +147,26 @@ def test_falls_back_to_cpu_and_says_so() -> None:
     assert stats.madds == 4 * 64 * 27
 
 
+def test_cpu_fallback_runs_on_one_thread_and_restores_the_setting() -> None:
+    """The CPU fallback counts with one intra-op thread, so the order of float reductions (and a
+    branch on values, such as the boxes NMS keeps) does not follow ``torch.set_num_threads``:
+    maskrcnn_resnet50_fpn's memory access differed by 14 elements between 1 and 2 threads."""
+    seen: list[int] = []
+
+    class RecordsThreads(ReadsValues):
+        def forward(self, x):
+            seen.append(torch.get_num_threads())
+            return super().forward(x)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        stats = archstat.count(RecordsThreads(), (1, 3, 8, 8))
+        assert stats.device == "cpu" and seen[-1] == 1 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_constructor_computing_on_tensors_builds_with_small_tensors_on_cpu() -> None:
     # torchvision's RegNet derives its widths with torch.round(...).tolist() at construction.
     stats = archstat.count("regnet_y_400mf")
