@@ -27,7 +27,7 @@ from archstat.counting.autocast import AUTOCAST_DEVICES
 from archstat.counting.build import build_meta
 from archstat.counting.counter import OpCounter, flat_tensors
 from archstat.counting.handlers import NeedsValuesError
-from archstat.counting.inputs import SEED, Inputs, inputs_from_examples, inputs_from_shapes
+from archstat.counting.inputs import SEED, Inputs, cast_floating, inputs_from_examples, inputs_from_shapes
 from archstat.counting.shadow import has_uninitialized, shadow_copy, unique_tensors
 from archstat.counting.stats import ModelStats, format_shape
 from archstat.errors import ArchstatError, CountError, InputShapeError, RefusedError, UncountedOpWarning
@@ -363,7 +363,7 @@ def _run(model: nn.Module, param_names: dict[int, str], inputs: Inputs, where: s
     train = options.mode == "train"
     if options.dtype != torch.float32:
         model.to(options.dtype)
-        args, kwargs = _cast((args, kwargs), options.dtype)
+        args, kwargs = cast_floating((args, kwargs), options.dtype)
     shape_text = format_shape(inputs.shapes)
     if train and not any(p.requires_grad for p in model.parameters()):
         raise ArchstatError(f"{name}: mode='train' needs parameters that require grad; every parameter of this "
@@ -402,17 +402,6 @@ def _run(model: nn.Module, param_names: dict[int, str], inputs: Inputs, where: s
                       device=where, unused_params=unused, notes=notes, free_ops=counter.free_ops, mode=options.mode,
                       optimizer=options.optimizer, inputs=counter.refs(flat_tensors((args, kwargs))),
                       outputs=counter.refs(flat_tensors(output)), tensors=tuple(counter.tensor_refs))
-
-
-def _cast(value: Any, dtype: torch.dtype) -> Any:
-    """Floating-point tensors of ``value`` (nested) in ``dtype``."""
-    if isinstance(value, torch.Tensor):
-        return value.to(dtype) if value.is_floating_point() else value
-    if isinstance(value, (list, tuple)):
-        return type(value)(_cast(v, dtype) for v in value)
-    if isinstance(value, dict):
-        return {k: _cast(v, dtype) for k, v in value.items()}
-    return value
 
 
 def _outermost(paths: set[str]) -> list[str]:

@@ -22,7 +22,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from archstat.errors import ArchstatError
 
-__all__ = ["SEED", "Inputs", "inputs_from_shapes", "inputs_from_examples", "is_shape"]
+__all__ = ["SEED", "Inputs", "inputs_from_shapes", "inputs_from_examples", "is_shape", "cast_floating"]
 
 #: Seed of every random input and random weight a count draws.
 SEED = 0
@@ -133,3 +133,17 @@ def inputs_from_examples(examples: Any) -> Inputs:
     if isinstance(examples, tuple) and not _is_namedtuple(examples):
         return Inputs(examples, {}, examples=True)
     return Inputs((examples,), {}, examples=True)
+
+
+def cast_floating(value: Any, dtype: torch.dtype) -> Any:
+    """``value`` (tensors nested in tuples, lists and dicts) with its floating-point tensors in
+    ``dtype``; integer and boolean tensors, and everything else, unchanged."""
+    if isinstance(value, torch.Tensor):
+        return value.to(dtype) if value.is_floating_point() else value
+    if _is_namedtuple(value):
+        return type(value)(*(cast_floating(v, dtype) for v in value))
+    if isinstance(value, (list, tuple)):
+        return type(value)(cast_floating(v, dtype) for v in value)
+    if isinstance(value, dict):
+        return {k: cast_floating(v, dtype) for k, v in value.items()}
+    return value

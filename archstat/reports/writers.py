@@ -29,7 +29,7 @@ from typing import IO, Iterable, Iterator, Sequence
 
 from archstat.errors import ArchstatError
 
-__all__ = ["write_atomic", "check_output_file", "check_output_dir", "format_for", "render", "FORMATS",
+__all__ = ["write_atomic", "check_output_file", "check_output_dir", "may_write", "format_for", "render", "FORMATS",
            "SUFFIX_FORMATS", "OutputPathError"]
 
 FORMATS = ("table", "csv", "markdown", "latex", "json")
@@ -54,6 +54,12 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def may_write(path: str | os.PathLike, mode: int = os.W_OK) -> bool:
+    """Whether this process may write ``path`` (``mode``: ``os.W_OK``, with ``os.X_OK`` for a
+    folder), judged by its effective user and group, as ``open`` judges it."""
+    return os.access(path, mode, effective_ids=os.access in os.supports_effective_ids)
+
+
 def _target(path: str | os.PathLike) -> tuple[Path, bool]:
     """Where writing ``path`` goes: ``(file, in_place)``. A regular file (or a new one) is the
     resolved path, symbolic links followed; a FIFO or character device is written in place."""
@@ -76,15 +82,15 @@ def check_output_file(path: str | os.PathLike) -> None:
     folder exists and is writable, and it is not a directory, a socket or a read-only file."""
     target, in_place = _target(path)
     if in_place:
-        if not os.access(target, os.W_OK):
+        if not may_write(target):
             raise OutputPathError(f"cannot write {path}: permission denied")
         return
     folder = target.parent
     if not folder.is_dir():
         raise OutputPathError(f"cannot write {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
+    if not may_write(folder, os.W_OK | os.X_OK):
         raise OutputPathError(f"cannot write {path}: folder {folder} is not writable")
-    if target.exists() and not os.access(target, os.W_OK):
+    if target.exists() and not may_write(target):
         raise OutputPathError(f"cannot write {path}: the file is read-only")
 
 
@@ -99,7 +105,7 @@ def check_output_dir(path: str | os.PathLike, files: Iterable[str] = ()) -> None
     if not base.is_dir():
         where = "it is" if base == folder else f"{base} is"
         raise OutputPathError(f"cannot write into {path}: {where} not a folder")
-    if not os.access(base, os.W_OK | os.X_OK):
+    if not may_write(base, os.W_OK | os.X_OK):
         raise OutputPathError(f"cannot write into {path}: folder {base} is not writable")
     if base == folder:
         for name in files:

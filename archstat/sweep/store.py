@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from archstat.errors import ArchstatError
-from archstat.reports.writers import OutputPathError
+from archstat.reports.writers import OutputPathError, may_write
 from archstat.sweep.cells import Cell
 
 __all__ = ["ResultStore", "ANY_MACHINE", "COLUMNS", "NUMERIC_COLUMNS", "SCHEMA_VERSION"]
@@ -139,5 +139,5 @@ def _check_database_path(path: Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise OutputPathError(f"cannot create {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
+    if not may_write(parent, os.W_OK | os.X_OK):
         raise OutputPathError(f"cannot create {path}: folder {parent} is not writable")

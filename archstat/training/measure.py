@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from archstat.counting.inputs import SEED, inputs_from_shapes
+from archstat.counting.inputs import SEED, cast_floating, inputs_from_shapes
 from archstat.counting.shadow import shadow_copy
 from archstat.errors import ArchstatError
 
@@ -119,7 +119,7 @@ def _prepared(model_or_name: nn.Module | str, input_shape: Any, device: str, dty
     model = model.to(device=device, dtype=dtype)
     inputs = inputs_from_shapes(shape)
     args, kwargs = inputs.materialise(device)
-    return name, model, inputs.shapes, _floating(args, dtype), {k: _floating(v, dtype) for k, v in kwargs.items()}
+    return name, model, inputs.shapes, cast_floating(args, dtype), cast_floating(kwargs, dtype)
 
 
 def _peak_of(run: Callable[[], None], device: str, baseline: int) -> tuple[int, str]:
@@ -190,16 +190,6 @@ def measure_step(model_or_name: nn.Module | str, input_shape: Any = None, *, opt
     peak, method = _peak_of(step, device, baseline)
     return StepMeasurement(name, shapes, device, str(dtype).removeprefix("torch."), optimizer, peak, baseline, saved,
                            dict(saved_by_module), method, params, _nbytes(state) if state else 0)
-
-
-def _floating(value: Any, dtype: torch.dtype) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.to(dtype) if value.is_floating_point() else value
-    if isinstance(value, (list, tuple)):
-        return type(value)(_floating(v, dtype) for v in value)
-    if isinstance(value, dict):
-        return {k: _floating(v, dtype) for k, v in value.items()}
-    return value
 
 
 def _saved_in_forward(model: nn.Module, args: tuple, kwargs: dict,

@@ -272,7 +272,6 @@ register_model(
 )(torchvision_builder("resnext50_32x4d"))
 
 
-
 @register_model(
     "se_resnet50", **_SENET, table="Table 2 (GFLOPs), Table 10 (params)",
     params=Expected.rounded(Ref("SE-ResNet-50", "Params", table="Table 10", variant="r=16"),

@@ -5,11 +5,13 @@ written (the link stays), a FIFO or character device is written in place, a dire
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import stat
 import tempfile
 from pathlib import Path
-from typing import Callable
+from contextlib import contextmanager, nullcontext
+from typing import Callable, Iterator
 
 import pytest
 
@@ -107,16 +109,36 @@ def snapshot(tmp: Path) -> dict[str, tuple[int, bytes | str]]:
 
 @pytest.mark.parametrize("command", OUT_FILE)
 @pytest.mark.parametrize("kind", BAD_FILES)
-def test_a_bad_out_file_is_refused_before_any_work(capsys, monkeypatch, tmp_path: Path, command: str,
+def test_a_bad_out_file_is_refused_before_any_work(capsys, monkeypatch, request, tmp_path: Path, command: str,
                                                    kind: str) -> None:
-    if PRIVILEGED and kind.startswith("read-only"):
-        pytest.skip("this process may write through permission bits (root)")
+    unprivileged = PRIVILEGED and kind.startswith("read-only")
+    if unprivileged:  # root writes through permission bits: the check runs as user nobody
+        if not hasattr(os, "seteuid"):
+            pytest.skip("running as root without seteuid: no unprivileged user to judge permissions by")
+        refused(capsys, monkeypatch, command, [*OUT_FILE[command], "--out", "."], "directory")  # imports, as root
+        tmp_path = Path(tempfile.mkdtemp())  # pytest's own tmp_path is closed to other users
+        tmp_path.chmod(0o777)
+        request.addfinalizer(lambda: shutil.rmtree(tmp_path, ignore_errors=True))
     monkeypatch.chdir(tmp_path)
     make, needle = BAD_FILES[kind]
     path = make(tmp_path)
     before = snapshot(tmp_path)
-    refused(capsys, monkeypatch, command, [*OUT_FILE[command], "--out", path], needle)
+    with as_nobody() if unprivileged else nullcontext():
+        refused(capsys, monkeypatch, command, [*OUT_FILE[command], "--out", path], needle)
     assert snapshot(tmp_path) == before  # nothing replaced, nothing left behind
+
+
+@contextmanager
+def as_nobody() -> Iterator[None]:
+    """Effective user and group 65534 (nobody) for the block, then root again (the real and saved
+    ids stay 0): the permission bits then apply, as they do for any user."""
+    os.setegid(65534)
+    os.seteuid(65534)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
 
 
 def _file(tmp: Path) -> str:
