@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-__all__ = ["Accuracy", "published_accuracy", "TIMM_RESULTS"]
+__all__ = ["Accuracy", "published_accuracy", "TIMM_RESULTS", "TIMM_SOURCE"]
 
 #: timm's published table, as shipped in archstat's package data.
 TIMM_RESULTS = "timm-results-imagenet.csv"
+#: Where that table comes from (see ``archstat/data/NOTES.md``).
+TIMM_SOURCE = "timm results-imagenet.csv (commit aa4b585)"
 
 
 @dataclass(frozen=True)
@@ -74,10 +76,9 @@ def _timm_rows() -> dict[str, list[dict]]:
 
 
 def _timm_default_tag(arch: str) -> str | None:
-    try:
-        from timm.models import get_pretrained_cfg
-    except ImportError:
-        return None
+    """timm's default pretrained tag of ``arch``; raises ImportError without timm."""
+    from timm.models import get_pretrained_cfg
+
     cfg = get_pretrained_cfg(arch)
     return getattr(cfg, "tag", None) if cfg is not None else None
 
@@ -86,11 +87,13 @@ def _timm(arch: str, side: int) -> Accuracy | None:
     rows = [r for r in _timm_rows().get(arch, []) if int(r["img_size"]) == side]
     if not rows:
         return None
-    tag = _timm_default_tag(arch)
+    try:
+        tag, why = _timm_default_tag(arch), ""
+    except ImportError:
+        tag, why = None, "; the best tag at that size: timm is not installed to name its default"
     chosen = next((r for r in rows if r["model"] == f"{arch}.{tag}"), None) or \
         max(rows, key=lambda r: float(r["top1"]))
-    return Accuracy(float(chosen["top1"]), side, f"timm results-imagenet.csv (commit aa4b585): {chosen['model']} "
-                                                 f"at {side}")
+    return Accuracy(float(chosen["top1"]), side, f"{TIMM_SOURCE}: {chosen['model']} at {side}{why}")
 
 
 def _torchvision(name: str, side: int) -> Accuracy | None:

@@ -164,6 +164,9 @@ def _options(mode: str, optimizer: str, count_bias: bool, check_shapes: bool, dt
     if mode == "train":
         if optimizer not in OPTIMIZERS:
             raise ArchstatError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        from archstat.conventions import convention as known_convention
+
+        known_convention(convention)  # an unknown name is said to be unknown, not inference-only
         if convention not in _TRAIN_CONVENTIONS:
             raise ArchstatError(f"{convention} counts inference only; a training count takes the "
                                 f"{', '.join(_TRAIN_CONVENTIONS)} convention")
@@ -183,8 +186,10 @@ def parse_autocast(value: tuple[str, torch.dtype] | str | None) -> tuple[str, to
     if isinstance(value, str):
         device_type, _, dtype_name = value.partition(":")
         dtype = parse_dtype(dtype_name or "float16")
-    else:
+    elif isinstance(value, (tuple, list)) and len(value) == 2:
         device_type, dtype = value
+    else:
+        device_type, dtype = None, None
     if device_type not in AUTOCAST_DEVICES or dtype not in (torch.float16, torch.bfloat16):
         raise ArchstatError(f"autocast must be a device type ({', '.join(AUTOCAST_DEVICES)}) and float16 or "
                             f"bfloat16, e.g. cuda:float16 or cpu:bfloat16; got {value!r}")
@@ -245,7 +250,7 @@ def _countable(model: nn.Module) -> nn.Module:
     """The module to count: a compiled module's original; TorchScript refused."""
     if isinstance(model, torch.jit.ScriptModule):
         raise RefusedError(f"{getattr(model, 'original_name', type(model).__name__)} is a TorchScript module: its "
-                           "compiled graph runs outside the Python hooks archstat counts with; count the nn.Module "
+                           "compiled graph runs outside the Python calls archstat counts; count the nn.Module "
                            "before torch.jit.script / torch.jit.trace")
     original = getattr(model, "_orig_mod", None)  # torch.compile's OptimizedModule
     return original if isinstance(original, nn.Module) else model

@@ -129,6 +129,13 @@ def add_dtype_option(parser: argparse.ArgumentParser, group_title: str) -> None:
         help="the dtype parameters, inputs and activations are in: float32 (default), bfloat16, float16")
 
 
+def restate_help(parser: argparse.ArgumentParser, option: str, help: str) -> None:
+    """Say what a shared option means in this command, where its default is the command's own."""
+    for action in parser._actions:
+        if option in action.option_strings:
+            action.help = help
+
+
 def run_counts(args: argparse.Namespace) -> tuple[int, int]:
     """``--warmup`` and ``--repeats`` as given, else the defaults their help states: 5 and 20
     (1 and 3 with ``--quick``)."""

@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from archstat.cli.common import (MODELS_HELP, add_model_options, add_optimizer_option, add_timing_options, group,
-                                 run_counts)
+                                 restate_help, run_counts)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -47,6 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help=f"with --ray: the custom resource of the nodes latency cells run on (default "
                              f"{DEFAULT_TIMING_RESOURCE}; start them with --resources '{{\"NAME\": 1}}')")
     add_timing_options(p)
+    restate_help(p, "--threads", "intra-op threads of a latency cell (default: the cores its worker is pinned to)")
     output = group(p, "output")
     output.add_argument("--out", default="sweep.sqlite", metavar="FILE",
                         help="the SQLite results database, created if missing, resumed if present (default "
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     for name, value in (("--warmup", args.warmup), ("--repeats", args.repeats), ("--threads", args.threads)):
         if value is not None and value < (0 if name == "--warmup" else 1):
             raise ArchstatError(f"{name} must be {'non-negative' if name == '--warmup' else 'positive'}, got {value}")
-    if "latency" in (args.metrics or ""):
+    if "latency" in (args.metrics or "") and not args.ray:  # on Ray, the timing nodes' devices count
         from archstat.latency.machine import check_device
 
         check_device(args.device)

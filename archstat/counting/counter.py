@@ -166,7 +166,15 @@ def _subtree_buffers(module: nn.Module) -> list[torch.Tensor]:
 def _empty(shape: tuple[int, ...], dtype: torch.dtype, requires_grad: bool) -> torch.Tensor:
     """A contiguous meta stand-in; it needs a gradient where autograd would give it one."""
     out = torch.empty(shape, dtype=dtype, device=_META)
-    return out.requires_grad_(True) if requires_grad and torch.is_grad_enabled() else out
+    return _with_grad(out) if requires_grad and torch.is_grad_enabled() else out
+
+
+def _with_grad(out: torch.Tensor) -> torch.Tensor:
+    """``out`` as the output of an op autograd records: requiring a gradient and not a leaf, so
+    that an in-place op on it (``y[:, 0] = 0``, ``y.clamp_min_(0)``) is allowed, as it is on
+    the output it stands in for."""
+    with _no_torch_function():
+        return out.requires_grad_(True).clone()
 
 
 class _ModuleInfo:
@@ -307,10 +315,6 @@ class OpCounter:
         return self._casts.get(self.ref(t).key, t)
 
     # ----------------------------------------------------------------- running
-
-    @property
-    def suppressed(self) -> bool:
-        return self._suppress > 0
 
     @property
     def attributed(self) -> frozenset[str]:
@@ -591,7 +595,7 @@ class OpCounter:
         out = torch.empty(shape, dtype=dtype, device="meta",
                           memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         if torch.is_grad_enabled() and out.is_floating_point() and any(t.requires_grad for t in tensors):
-            out.requires_grad_(True)  # the stand-in carries what autograd would: a gradient is needed
+            out = _with_grad(out)  # the stand-in carries what autograd would: a gradient is needed
         return call, op, out
 
     def on_free(self, args: tuple, kwargs: dict, out: Any) -> None:

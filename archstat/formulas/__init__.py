@@ -1,7 +1,7 @@
 """The formula library: pure functions of shapes and layer hyper-parameters (no torch).
 
 Every number archstat reports comes from a function registered here (see
-:data:`FORMULAS`); the hook-based counter only decides *which* formula applies to
+:data:`FORMULAS`); the counter only decides *which* formula applies to
 an op it observes and checks the output shape the formula predicts. Every formula
 returns an :class:`OpCost` whose :class:`Category` (op family, depthwise, pointwise,
 grouped ...) is what consumers read.

@@ -2,7 +2,7 @@
 
 Nothing here imports torch: a formula is a pure function of shapes and layer
 hyper-parameters, so the analytical path (tables, guideline experiments) and the
-hook-based counter call exactly the same code.
+counter call exactly the same code.
 
 Units
 -----

@@ -31,6 +31,7 @@ from math import prod
 from typing import Callable
 
 from archstat.formulas.core import FORMULAS, Shape, numel
+from archstat.formulas.recurrent import GATES
 
 __all__ = ["Needs", "SavedTensor", "Backward", "BACKWARD", "backward_rule", "backward", "OPTIMIZERS", "Optimizer",
            "optimizer", "NORM_BACKWARD_FLOPS", "SAVES_OUTPUT", "SAVES_NOTHING"]
@@ -284,7 +285,7 @@ def _rnn(input_shape: Shape, input_size: int, hidden_size: int, mode: str = "LST
                        bias, batch_first, packed_batch=packed_batch)
     madds = forward.cost.madds
     rows = numel(input_shape) // input_shape[-1]
-    gates = {"LSTM": 4, "GRU": 3}.get(mode, 1)
+    gates = GATES[mode]
     directions = 2 if bidirectional else 1
     state = rows * directions * num_layers * (gates + 2) * hidden_size
     return _grads((SavedTensor(0), SavedTensor(output=True), SavedTensor(numel=state)), madds, madds)
@@ -297,7 +298,7 @@ def _rnn_cell(input_shape: Shape, input_size: int, hidden_size: int, mode: str =
     gates (``gates`` hidden-size vectors per row)."""
     madds = _forward("rnn_cell", input_shape, input_size, hidden_size, mode, bias).cost.madds
     rows = numel(input_shape) // input_shape[-1]
-    gates = {"LSTM": 4, "GRU": 3}.get(mode, 1)
+    gates = GATES[mode]
     return _grads((SavedTensor(0), SavedTensor(1), SavedTensor(numel=rows * gates * hidden_size)), madds, madds)
 
 

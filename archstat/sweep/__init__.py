@@ -60,9 +60,11 @@ def plan(models: str | Sequence[str], sizes: str | None = None, batches: str | i
          metrics: str | None = "count") -> list[Cell]:
     """The cells of a sweep: ``models`` names and globs (zoo, torchvision, ``timm:``),
     ``sizes`` square sides or ``default``, ``batches`` and ``metrics`` comma-separated."""
-    from archstat.models import resolve_names
+    from archstat.models import model_builder, resolve_names
 
     names = resolve_names(models)
+    for name in names:  # an unknown name is refused with close matches, before any cell runs
+        model_builder(name)
     return expand_cells(names, parse_sizes(sizes), parse_batches(batches), parse_metrics(metrics))
 
 
@@ -92,6 +94,10 @@ def sweep(models: str | Sequence[str], *, db: str | os.PathLike = "sweep.sqlite"
         check_device(options.device)
     target = ray_target(resource) if ray else (machine_id(options.device) if any(c.timing for c in cells)
                                                else ANY_MACHINE)
+    if ray:  # an address nothing answers on is refused before the database is created
+        from archstat.sweep.ray_cluster import reachable
+
+        reachable(ray)
     start = time.monotonic()
     with ResultStore(db) as store:
         done = store.finished(cells, target, retry_failed)
@@ -125,9 +131,7 @@ def export(db: str | os.PathLike, out: str | os.PathLike) -> int:
     if kind is None:
         raise ArchstatError(f"--export writes {' or '.join(EXPORT_FORMATS)} files, not {path.name!r}")
     check_output_file(path)
-    if not Path(db).is_file():
-        raise ArchstatError(f"no sweep database at {db}")
-    with ResultStore(db) as store:
+    with ResultStore(db, read_only=True) as store:
         rows = store.rows()
     for row in rows:
         row["extra"] = json.dumps(row["extra"], sort_keys=True, default=str) if row["extra"] else ""

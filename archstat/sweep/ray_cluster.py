@@ -32,7 +32,7 @@ from archstat.errors import ArchstatError
 from archstat.sweep.cells import Cell
 from archstat.sweep.work import CellOptions, failed_row, run_cell
 
-__all__ = ["run_ray", "DEFAULT_TIMING_RESOURCE", "ray_target", "local_head", "LocalHead", "head_processes"]
+__all__ = ["run_ray", "DEFAULT_TIMING_RESOURCE", "ray_target", "reachable", "local_head", "LocalHead", "head_processes"]
 
 #: The custom resource timing cells ask for unless ``--timing-resource`` names another.
 DEFAULT_TIMING_RESOURCE = "archstat_timing"
@@ -50,7 +50,7 @@ def _task(key: str, options: CellOptions, target: str | None) -> dict[str, Any]:
     return run_cell(Cell.from_key(key), options, target)
 
 
-def _reachable(address: str, seconds: float = 10.0) -> None:
+def reachable(address: str, seconds: float = 10.0) -> None:
     """Refuse a ``host:port`` nothing answers on, before Ray would retry it for minutes."""
     host, _, port = address.rpartition(":")
     if address == "auto" or "://" in address or not port.isdigit():
@@ -67,7 +67,7 @@ def _connect(address: str) -> Any:
         import ray
     except ImportError:
         raise ArchstatError("--ray needs Ray: pip install 'archstat[ray]'") from None
-    _reachable(address)
+    reachable(address)
     try:
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, logging_level=logging.ERROR)
     except Exception as exc:  # Ray's own errors: a connection refused, a version mismatch

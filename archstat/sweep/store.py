@@ -50,18 +50,33 @@ NUMERIC_COLUMNS = frozenset(name for name, kind in _SCHEMA if kind in ("INTEGER"
 
 class ResultStore:
     """A sweep's database at ``path`` (created if missing). Use as a context manager or
-    call :meth:`close`."""
+    call :meth:`close`. With ``read_only`` (a report, an export) the file must already be a
+    sweep database and is opened read-only: a file that is not one is refused, never changed."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, read_only: bool = False) -> None:
         self.path = Path(path)
-        _check_database_path(self.path)
+        self.read_only = read_only
         try:
+            if read_only:
+                if not self.path.is_file():
+                    raise ArchstatError(f"no sweep database at {self.path}")
+                self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+                self._check_schema()
+                return
+            _check_database_path(self.path)
             self.db = sqlite3.connect(self.path, timeout=30)
             self.db.execute("PRAGMA journal_mode=WAL")  # readers (a report) never block the sweep
             self.db.execute("PRAGMA synchronous=NORMAL")
             self._create()
         except sqlite3.DatabaseError as exc:
             raise ArchstatError(f"{self.path} is not an archstat sweep database ({exc})") from None
+
+    def _check_schema(self) -> None:
+        tables = {name for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {"results", "meta"} <= tables:
+            self.db.close()
+            raise ArchstatError(f"{self.path} is not an archstat sweep database (no results table)")
+        self._check_version(self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone())
 
     def _create(self) -> None:
         columns = ", ".join(f"{name} {kind}" for name, kind in _SCHEMA)
@@ -72,9 +87,13 @@ class ResultStore:
             found = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
             if found is None:
                 self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            elif found[0] != str(SCHEMA_VERSION):
-                raise ArchstatError(f"{self.path} holds sweep schema {found[0]}; this archstat writes "
-                                    f"{SCHEMA_VERSION}: export it with the archstat that wrote it, or use a new file")
+            else:
+                self._check_version(found)
+
+    def _check_version(self, found: tuple | None) -> None:
+        if found is None or found[0] != str(SCHEMA_VERSION):
+            raise ArchstatError(f"{self.path} holds sweep schema {found[0] if found else 'none'}; this archstat "
+                                f"reads {SCHEMA_VERSION}: export it with the archstat that wrote it, or use a new file")
 
     def __enter__(self) -> "ResultStore":
         return self
@@ -83,6 +102,13 @@ class ResultStore:
         self.close()
 
     def close(self) -> None:
+        """Close the database; a writer leaves it a single file (the write-ahead log folded back),
+        so a read-only reader later needs no files beside it."""
+        if not self.read_only:
+            try:
+                self.db.execute("PRAGMA journal_mode=DELETE")
+            except sqlite3.Error:  # another connection still has it open: it folds the log when it closes
+                pass
         self.db.close()
 
     # ----------------------------------------------------------------- writing
@@ -96,7 +122,8 @@ class ResultStore:
             values["under_load"] = int(bool(values["under_load"]))
         names = ", ".join(COLUMNS)
         marks = ", ".join("?" for _ in COLUMNS)
-        with self.db:
+        with self.db:  # a retried cell replaces its failed row, which may name another machine (ray:NAME)
+            self.db.execute("DELETE FROM results WHERE cell = ? AND target = ?", (values["cell"], values["target"]))
             self.db.execute(f"INSERT OR REPLACE INTO results ({names}) VALUES ({marks})",
                             [values[k] for k in COLUMNS])
 

@@ -58,16 +58,17 @@ class StepMeasurement:
 
 def make_optimizer(name: str, params: list[nn.Parameter]) -> torch.optim.Optimizer:
     """The torch optimizer an archstat optimizer name stands for (single-tensor loop)."""
+    from archstat.formulas.training import OPTIMIZERS
+
     makers: dict[str, Callable[[], torch.optim.Optimizer]] = {
         "sgd": lambda: torch.optim.SGD(params, lr=0.01, foreach=False),
         "sgd_momentum": lambda: torch.optim.SGD(params, lr=0.01, momentum=0.9, foreach=False),
         "adam": lambda: torch.optim.Adam(params, lr=1e-3, foreach=False),
         "adamw": lambda: torch.optim.AdamW(params, lr=1e-3, foreach=False),
     }
-    try:
-        return makers[name]()
-    except KeyError:
-        raise ArchstatError(f"unknown optimizer {name!r}; choose one of {', '.join(makers)}") from None
+    if name not in OPTIMIZERS:  # the optimizers archstat counts: each must be measurable too (a test checks)
+        raise ArchstatError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    return makers[name]()
 
 
 def check_dtype(device: str, dtype: torch.dtype) -> None:
@@ -159,7 +160,16 @@ def measure_step(model_or_name: nn.Module | str, input_shape: Any = None, *, opt
                  device: str = "cpu", dtype: torch.dtype = torch.float32, autocast: torch.dtype | None = None,
                  model_kwargs: dict[str, Any] | None = None) -> StepMeasurement:
     """Measure one training step of a model (see the module docstring); ``autocast``: the forward
-    pass under ``torch.autocast(device, autocast)``."""
+    pass under ``torch.autocast(device, autocast)``, float16 or bfloat16. The caller's random
+    number generators are left as they were."""
+    if autocast is not None and autocast not in (torch.float16, torch.bfloat16):
+        raise ArchstatError(f"autocast takes torch.float16 or torch.bfloat16, not {autocast!r}")
+    with torch.random.fork_rng(devices=[torch.device(device).index or 0] if device.startswith("cuda") else []):
+        return _measure_step(model_or_name, input_shape, optimizer, device, dtype, autocast, model_kwargs)
+
+
+def _measure_step(model_or_name: nn.Module | str, input_shape: Any, optimizer: str, device: str, dtype: torch.dtype,
+                  autocast: torch.dtype | None, model_kwargs: dict[str, Any] | None) -> StepMeasurement:
     name, model, shapes, args, kwargs = _prepared(model_or_name, input_shape, device, dtype, model_kwargs)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -246,11 +256,16 @@ def _cpu_peak_delta(step: Callable[[], None]) -> int:
 
     from torch.profiler import ProfilerActivity, profile
 
+    level = os.environ.get("KINETO_LOG_LEVEL")
     os.environ.setdefault("KINETO_LOG_LEVEL", "5")
-    with warnings.catch_warnings(), _native_stderr_silenced():
-        warnings.simplefilter("ignore")
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-            step()
+    try:
+        with warnings.catch_warnings(), _native_stderr_silenced():
+            warnings.simplefilter("ignore")
+            with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+                step()
+    finally:
+        if level is None:
+            os.environ.pop("KINETO_LOG_LEVEL", None)
     events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
                     key=lambda e: e.start_ns())
     running = peak = 0

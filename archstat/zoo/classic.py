@@ -233,8 +233,8 @@ def lenet5(**kwargs: object) -> LeNet5:
     madds=Expected(Ref("AlexNet", "Mult-Adds", source="Howard", table="Table 9"), 0.007,
                    "720 is 724.4 M rounded to two significant digits (0.6%); ShuffleNet Table 6 prints the same 720"),
     differs=_D2 + " Input is the 227x227 crop that makes conv1's 55x55 output (224 gives 54.25).",
-    finding="ShuffleNet and MobileNet quote 720 M mult-adds, the slide deck 725 M: all are the grouped net at 227 "
-            "(724.4 M); the ungrouped variant would be 1.135 G.",
+    finding="ShuffleNet and MobileNet quote 720 M mult-adds for the grouped net at 227 (724.4 M); the ungrouped "
+            "variant would be 1.135 G.",
 )
 def alexnet_v1(**kwargs: object) -> PlainConvNet:
     """The 2012 two-tower AlexNet: grouped conv2/4/5, LRN after conv1/conv2, 227x227 input."""
@@ -290,8 +290,7 @@ register_model(
 register_model(
     "vgg19", **_VGG, table="VGG Table 2; ResNet Sec. 3.3",
     params=Expected.rounded(Ref("VGG", "Number of parameters", variant="E (VGG-19)"),
-                            "Table 2 prints 144 (million): 143,667,240 rounded to the million (the slide deck's 143M "
-                            "truncates)"),
+                            "Table 2 prints 144 (million): 143,667,240 rounded to the million"),
     madds=Expected.rounded(Ref("VGG-19", "FLOPs", source="He et al", table="Sec.3.3"),
                            "19.6 is 19.632 G (conv + FC) rounded to one decimal (tolerance: half a unit)"),
     same_as=("timm:vgg19",),

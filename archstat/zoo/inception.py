@@ -128,7 +128,7 @@ class GoogLeNet(nn.Module):
         finding="the count is 1,582.7 M. Table 1's ops column (sum 1,502 M) matches the count row by row to the "
                 "printed million except conv1 (34 M printed; a 7x7x3 conv with 64 filters at 112x112 costs 118.0 M) "
                 "and inception (5a) (54 M printed, 51.1 M counted); with those two rows corrected the sum is the "
-                "count. The slide deck's 1.566B matches neither.",
+                "count.",
         observed="1,582.7 M"),
     top5_err=Ref("GoogLeNet", "top-5 error", variant="1 model, 1 crop", table="Table 3"),
     differs="torchvision's googlenet adds batch norm, drops LRN and uses a 3x3 conv in the 5x5 branch "

@@ -251,8 +251,6 @@ for _depth in _DEPTHS:
                  if _depth < 50 else
                  "torchvision's resnet{0} is v1.5 (stride in the 3x3): same parameters, more multiply-adds "
                  "(D1)").format(_depth),
-        finding="The slide deck's 19.4M for ResNet-152 is wrong: the network has 60,192,808 parameters; 19.4M "
-                "is the CIFAR ResNet-1202 of Table 6 (D3)." if _depth == 152 else "",
     )(_resnet_v1(_depth))
 
 

@@ -72,7 +72,7 @@ def test_no_command_takes_a_model_positionally() -> None:
 
 
 # options whose help rightly differs: one model or several; what a file or a folder receives
-_HELP_DIFFERS = {"--models", "--out", "--out-dir"}
+_HELP_DIFFERS = {"--models", "--out", "--out-dir", "--threads"}  # --threads: a sweep's default is the worker's cores
 # a sweep's --batch and --sizes are lists (its cells are their product); elsewhere one value each
 _LISTS_IN_SWEEP = {"--batch", "--sizes"}
 

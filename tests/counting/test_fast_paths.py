@@ -235,3 +235,28 @@ def test_shortcuts_leave_training_memory_unchanged() -> None:
         fast = archstat.count(name, mode="train")
         assert (fast.saved_bytes, fast.peak_train_bytes, fast.backward_madds) == \
             (strict.saved_bytes, strict.peak_train_bytes, strict.backward_madds)
+
+
+class WritesInPlace(nn.Module):
+    """In-place writes on outputs a stand-in answers for (a conv's, a product's, a linear's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(3, 4, 3), nn.Linear(4, 5)
+        self.scale = nn.Parameter(torch.ones(4, 1, 1))
+
+    def forward(self, x):
+        y = self.conv(x)
+        y[:, 0] = 0
+        z = y * self.scale
+        z[:, 1] = 1
+        return self.fc(z.mean((2, 3))).clamp_min_(0)
+
+
+def test_training_stand_ins_take_in_place_writes_as_real_outputs_do() -> None:
+    """A stand-in of an output autograd records is not a leaf: torch allows the in-place writes on
+    the real outputs, so the count must too, and equal the count that runs every op."""
+    fast = archstat.count(WritesInPlace(), (2, 3, 8, 8), mode="train")
+    checked = archstat.count(WritesInPlace(), (2, 3, 8, 8), mode="train", check_shapes=True)
+    assert (fast.madds, fast.backward_madds, fast.saved_bytes, fast.peak_train_bytes) == \
+        (checked.madds, checked.backward_madds, checked.saved_bytes, checked.peak_train_bytes)

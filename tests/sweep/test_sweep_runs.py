@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,13 +20,14 @@ from pathlib import Path
 import pytest
 
 from archstat.sweep import CellOptions, export, sweep
+from archstat.sweep.local import core_sets
 from archstat.sweep.store import ResultStore
 
 #: Small models: a count takes well under a second each.
-SMALL = ["squeezenet1_1", "squeezenet1_0", "shufflenet_v2_x0_5", "mnasnet0_5", "mobilenet_v3_small", "alexnet",
-         "resnet18", "googlenet"]
-#: Not a model: its cells fail while the others finish.
-MISSING = "no_such_network"
+SMALL = ["squeezenet1_1", "squeezenet1_0", "shufflenet_v2_x0_5", "mnasnet0_5", "mobilenet_v3_small", "resnet18",
+         "googlenet"]
+#: At 32x32, AlexNet's last max pool gets a 1x1 map it cannot take: its cells fail while the others finish.
+FAILING, TINY = "alexnet", "32"
 
 _COUNT_COLUMNS = ("cell", "machine", "model", "input", "status", "params", "madds", "flops", "mem_access",
                   "mem_access_bytes", "records", "uncounted")
@@ -47,9 +49,9 @@ def _count_table(db: Path) -> list[tuple]:
 
 def test_interrupted_sweep_resumes_and_stores_every_cell_exactly_once(tmp_path: Path) -> None:
     db = tmp_path / "sweep.sqlite"
-    models = ",".join([*SMALL[:4], MISSING, *SMALL[4:]])
-    command = _cli("--models", models, "--batch", "1,2,3", "--out", str(db), "--workers", "1")
-    cells = [f"{m}|default|b{b}|count" for m in [*SMALL, MISSING] for b in (1, 2, 3)]
+    models = ",".join([*SMALL[:4], FAILING, *SMALL[4:]])
+    command = _cli("--models", models, "--sizes", TINY, "--batch", "1,2,3", "--out", str(db), "--workers", "1")
+    cells = [f"{m}|{TINY}|b{b}|count" for m in [*SMALL, FAILING] for b in (1, 2, 3)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:  # interrupt once a few cells are in, mid-way
@@ -78,7 +80,7 @@ def test_interrupted_sweep_resumes_and_stores_every_cell_exactly_once(tmp_path: 
         if row["cell"] in before:
             assert row["finished"] == before[row["cell"]]["finished"]
     failed = [r for r in after if r["status"] == "failed"]
-    assert [r["model"] for r in failed] == [MISSING] * 3 and "unknown model" in failed[0]["reason"]
+    assert [r["model"] for r in failed] == [FAILING] * 3 and "cannot take input" in failed[0]["reason"]
     assert all(r["madds"] > 0 for r in after if r["status"] == "ok")
 
     again = subprocess.run(command, capture_output=True, text=True, timeout=120)  # nothing left to do
@@ -117,29 +119,34 @@ def test_timing_cells_never_share_a_core(tmp_path: Path) -> None:
     sweep(",".join(SMALL[:4]), db=db, metrics="count,latency", workers=2, options=options, progress=False)
     timed = [r for r in _rows(db) if r["metric"] == "latency"]
     assert len(timed) == 4 and all(r["status"] == "ok" for r in timed)
+    # Each cell was timed on one worker's pinned cores, with as many threads: the two disjoint sets
+    # core_sets() splits this machine's cores into (on one core, both workers share it).
+    allowed = [sorted(s) for s in core_sets(2, sorted(os.sched_getaffinity(0)))]
+    for row in timed:
+        assert sorted(row["extra"]["cores"]) in allowed and row["threads"] == len(row["extra"]["cores"]), row["cell"]
     for i, a in enumerate(timed):
         for b in timed[i + 1:]:
             (a0, a1), (b0, b1) = a["extra"]["wall"], b["extra"]["wall"]
             if a0 < b1 and b0 < a1:  # they ran at the same time: then on different cores
                 assert not set(a["extra"]["cores"]) & set(b["extra"]["cores"]), (a["cell"], b["cell"])
-            assert a["threads"] == len(a["extra"]["cores"])  # timed on the cores it was given
 
 
 def test_export_csv_and_parquet(tmp_path: Path) -> None:
     db = tmp_path / "sweep.sqlite"
-    sweep(f"squeezenet1_1,{MISSING}", db=db, progress=False)
-    assert export(db, tmp_path / "out.csv") == 2
+    sweep(f"squeezenet1_1,{FAILING}", db=db, sizes=f"default,{TINY}", progress=False)
+    assert export(db, tmp_path / "out.csv") == 4
     with open(tmp_path / "out.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     # squeezenet1_1: torchvision's metadata says 0.35 GFLOPs (multiply-adds) and 1,235,496 params
-    ok = next(r for r in rows if r["status"] == "ok")
+    ok = next(r for r in rows if r["cell"] == "squeezenet1_1|default|b1|count")
     assert int(ok["params"]) == 1_235_496 and round(int(ok["madds"]) / 1e9, 2) == 0.35
-    assert next(r for r in rows if r["status"] == "failed")["model"] == MISSING
+    assert [r["cell"] for r in rows if r["status"] == "failed"] == [f"{FAILING}|{TINY}|b1|count"]
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")
-    assert export(db, tmp_path / "out.parquet") == 2
+    assert export(db, tmp_path / "out.parquet") == 4
     frame = pd.read_parquet(tmp_path / "out.parquet")
-    assert list(frame["status"]) == [r["status"] for r in rows] and int(frame["params"].max()) == 1_235_496
+    assert list(frame["status"]) == [r["status"] for r in rows]
+    assert int(frame.set_index("cell").loc["squeezenet1_1|default|b1|count", "params"]) == 1_235_496
 
 
 def test_bad_sweep_arguments_fail_in_one_line_before_any_work(tmp_path: Path) -> None:
@@ -150,9 +157,18 @@ def test_bad_sweep_arguments_fail_in_one_line_before_any_work(tmp_path: Path) ->
     for args in (["--models", "resnet18", "--out", str(folder)],
                  ["--models", "resnet18", "--out", str(tmp_path / "s.sqlite"), "--export", str(tmp_path / "x.json")],
                  ["--models", "resnet18", "--metrics", "watts"], ["--models", "resnet18", "--workers", "0"],
-                 ["--out", str(tmp_path / "s.sqlite")]):
+                 ["--out", str(tmp_path / "s.sqlite")],
+                 ["--models", "resnet18,resnt50", "--out", str(tmp_path / "s.sqlite")],  # unknown: did you mean
+                 ["--models", "resnet18", "--out", str(tmp_path / "s.sqlite"), "--ray", f"127.0.0.1:{_closed_port()}"]):
         assert main(["sweep", *args]) == 2
     assert list(tmp_path.iterdir()) == [folder]  # nothing was created
+
+
+def _closed_port() -> int:
+    """A local TCP port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -170,15 +186,15 @@ def ray_head():
 
 def test_ray_sweep_gives_the_local_count_table(tmp_path: Path, ray_head: tuple[str, dict]) -> None:
     address, env = ray_head
-    models = ",".join([*SMALL[:3], MISSING])
+    models = ",".join([*SMALL[:3], FAILING])
     local, remote = tmp_path / "local.sqlite", tmp_path / "ray.sqlite"
-    assert subprocess.run(_cli("--models", models, "--out", str(local)), timeout=300).returncode == 0
-    done = subprocess.run(_cli("--models", models, "--out", str(remote), "--ray", address), capture_output=True,
-                          text=True, timeout=300, env=env)
+    assert subprocess.run(_cli("--models", models, "--sizes", TINY, "--out", str(local)), timeout=300).returncode == 0
+    done = subprocess.run(_cli("--models", models, "--sizes", TINY, "--out", str(remote), "--ray", address),
+                          capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     assert _count_table(remote) == _count_table(local) and len(_count_table(local)) == 4
-    again = subprocess.run(_cli("--models", models, "--out", str(remote), "--ray", address), capture_output=True,
-                           text=True, timeout=300, env=env)  # resumed on Ray too: nothing to run
+    again = subprocess.run(_cli("--models", models, "--sizes", TINY, "--out", str(remote), "--ray", address),
+                           capture_output=True, text=True, timeout=300, env=env)  # resumed on Ray too: nothing to run
     assert again.returncode == 0 and "4 already in" in again.stderr
     no_timing = subprocess.run(_cli("--models", "resnet18", "--metrics", "latency", "--out", str(remote), "--ray",
                                     address), capture_output=True, text=True, timeout=300, env=env)

@@ -77,3 +77,23 @@ def test_saved_bytes_equal_what_autograd_saves_layer_by_layer(name: str) -> None
         estimated_by_module[record.module] += saved
     assert stats.saved_bytes == measured
     assert +estimated_by_module == +measured_by_module
+
+
+@pytest.mark.parametrize("name", sorted(__import__("archstat.formulas.training", fromlist=["OPTIMIZERS"]).OPTIMIZERS))
+def test_every_counted_optimizer_can_be_measured(name: str) -> None:
+    from archstat.training.measure import make_optimizer
+
+    opt = make_optimizer(name, [nn.Parameter(torch.ones(3))])
+    assert isinstance(opt, torch.optim.Optimizer)
+
+
+def test_measuring_a_step_leaves_the_callers_random_state_and_environment() -> None:
+    import os
+
+    from archstat.training.measure import measure_step
+
+    model = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.5), nn.Linear(8, 2))  # dropout draws numbers
+    torch.manual_seed(123)
+    state, env = torch.get_rng_state(), dict(os.environ)
+    measure_step(model, (4, 8))
+    assert torch.equal(torch.get_rng_state(), state) and dict(os.environ) == env
