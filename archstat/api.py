@@ -27,7 +27,7 @@ from archstat.counting.autocast import AUTOCAST_DEVICES
 from archstat.counting.build import build_meta
 from archstat.counting.counter import OpCounter, flat_tensors
 from archstat.counting.handlers import NeedsValuesError
-from archstat.counting.inputs import SEED, Inputs, cast_floating, inputs_from_examples, inputs_from_shapes
+from archstat.counting.inputs import SEED, Inputs, cast_floating, inputs_from_examples, inputs_from_shapes, seeded
 from archstat.counting.shadow import has_uninitialized, shadow_copy, unique_tensors
 from archstat.counting.stats import ModelStats, format_shape
 from archstat.errors import ArchstatError, CountError, InputShapeError, RefusedError, UncountedOpWarning
@@ -313,8 +313,7 @@ def _param_names(model: nn.Module) -> dict[int, str]:
 
 
 def _seeded(builder: Callable[[], nn.Module]) -> nn.Module:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(SEED)
+    with seeded():
         return builder()
 
 
@@ -375,8 +374,7 @@ def _run(model: nn.Module, param_names: dict[int, str], inputs: Inputs, where: s
                             f"model is frozen (requires_grad=False)")
     counter = None
     try:
-        with torch.random.fork_rng(devices=[]), _one_thread(where == "cpu"):
-            torch.manual_seed(SEED)
+        with seeded(), _one_thread(where == "cpu"):
             if has_uninitialized(model):  # lazy modules infer their shapes on a first pass, not counted
                 with torch.no_grad():
                     model(*args, **kwargs)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+from functools import partial
 import warnings
 from collections import Counter
 from dataclasses import replace
@@ -66,6 +67,9 @@ STAND_IN_FORMULAS = frozenset({"conv", "conv_transpose", "linear", "batch_norm",
                                "channel_shuffle", "mha"})
 
 _no_torch_function = torch._C.DisableTorchFunction
+#: ``TensorRef`` from a tuple of its fields, without the named tuple's Python ``__new__`` (a count makes
+#: several per op).
+_tensor_ref: Callable[[tuple], TensorRef] = partial(tuple.__new__, TensorRef)
 _META = torch.device("meta")
 #: Lazy modules' parameters before their first call: no shape, nothing to count yet.
 _Uninitialized: type = getattr(_parameter, "UninitializedTensorMixin")
@@ -75,11 +79,17 @@ def flat_tensors(value: Any) -> list[torch.Tensor]:
     """Every tensor in ``value`` (nested tuples, lists, dicts, PackedSequences), in order."""
     if isinstance(value, torch.Tensor):
         return [value]
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in flat_tensors(v)] if value else []
     if isinstance(value, dict):
-        return [t for v in value.values() for t in flat_tensors(v)]
-    return []
+        value = tuple(value.values())
+    elif not isinstance(value, (list, tuple)):
+        return []
+    out: list[torch.Tensor] = []
+    for v in value:  # most entries are tensors or numbers: only containers recurse
+        if isinstance(v, torch.Tensor):
+            out.append(v)
+        elif isinstance(v, (list, tuple, dict)):
+            out.extend(flat_tensors(v))
+    return out
 
 
 def _observed_shapes(output: Any) -> list[tuple[int, ...]]:
@@ -127,25 +137,29 @@ class _Interceptor(TorchFunctionMode):
 _NO_FORWARD = object()  # a module without a forward of its own on the instance
 
 
-def _subtree_modules(module: nn.Module) -> list[nn.Module]:
-    """``list(module.modules())`` (pre-order, each module once), without its generators."""
-    out: list[nn.Module] = []
+def _named_subtree(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``list(module.named_modules())`` (pre-order, each module once under its first name),
+    without its generators."""
+    out: list[tuple[str, nn.Module]] = []
     seen: set[int] = set()
-    stack = [module]
+    stack = [("", module)]
     while stack:
-        m = stack.pop()
+        name, m = stack.pop()
         if id(m) in seen:
             continue
         seen.add(id(m))
-        out.append(m)
-        stack.extend(c for c in reversed(m._modules.values()) if c is not None)
+        out.append((name, m))
+        prefix = name + "." if name else ""
+        stack.extend((prefix + k, c) for k, c in reversed(m._modules.items()) if c is not None)
     return out
 
 
-def _subtree_tensors(module: nn.Module, attr: str) -> list[torch.Tensor]:
+def _subtree_tensors(modules: Sequence[nn.Module], attr: str) -> list[torch.Tensor]:
+    """The tensors of ``modules``' ``_parameters`` (or ``_buffers``), each once, in order:
+    ``list(module.parameters())`` for a module's subtree."""
     out: list[torch.Tensor] = []
     seen: set[int] = set()
-    for m in _subtree_modules(module):
+    for m in modules:
         for t in getattr(m, attr).values():
             if t is not None and id(t) not in seen:
                 seen.add(id(t))
@@ -153,20 +167,25 @@ def _subtree_tensors(module: nn.Module, attr: str) -> list[torch.Tensor]:
     return out
 
 
-def _subtree_parameters(module: nn.Module) -> list[torch.Tensor]:
-    """``list(module.parameters())`` (each tensor once, in the same order)."""
-    return _subtree_tensors(module, "_parameters")
-
-
-def _subtree_buffers(module: nn.Module) -> list[torch.Tensor]:
-    """``list(module.buffers())``."""
-    return _subtree_tensors(module, "_buffers")
-
-
 def _empty(shape: tuple[int, ...], dtype: torch.dtype, requires_grad: bool) -> torch.Tensor:
     """A contiguous meta stand-in; it needs a gradient where autograd would give it one."""
     out = torch.empty(shape, dtype=dtype, device=_META)
     return _with_grad(out) if requires_grad and torch.is_grad_enabled() else out
+
+
+def _module_stand_in(info: _ModuleInfo, x: torch.Tensor, op: OpCost,
+                     own: tuple[bool, torch.dtype | None, bool]) -> torch.Tensor | None:
+    """The output of a module on ``x`` as its formula describes it, or None where torch must
+    run it: an input off meta, not contiguous, or of another dtype than the module's (torch
+    would refuse it); a formula with several outputs. ``own``: the module's tensors, usable
+    ones (see :meth:`OpCounter._own_tensors`)."""
+    shape = op.output_shape
+    if not x.is_meta or (own[1] is not None and own[1] != x.dtype) or not x.is_floating_point() \
+            or not x.is_contiguous() or (shape and type(shape[0]) is not int):
+        return None
+    if info.inplace and tuple(x.shape) == tuple(shape):
+        return x  # relu(inplace=True): the result is the input's storage
+    return _empty(cast(tuple[int, ...], shape), x.dtype, own[2] or x.requires_grad)
 
 
 def _with_grad(out: torch.Tensor) -> torch.Tensor:
@@ -177,21 +196,28 @@ def _with_grad(out: torch.Tensor) -> torch.Tensor:
         return out.requires_grad_(True).clone()
 
 
+#: A handled module's parameters (see :meth:`OpCounter._owned_params`): ``(canonical name,
+#: tensor)`` pairs, the set of those names, their elements, and the tensors alone.
+_Owned = tuple[list[tuple[str, torch.Tensor]], frozenset[str], int, list[torch.Tensor]]
+
+
 class _ModuleInfo:
     """What the counter knows of one module of the run, looked up once: its qualified name,
     its rule, whether it may return a stand-in, and (read when it first runs, after a lazy
     module has materialised) the canonical names and tensors of its subtree's parameters."""
 
-    __slots__ = ("name", "rule", "parametrized", "stand_in", "inplace", "owned", "tensors")
+    __slots__ = ("name", "rule", "parametrized", "stand_in", "inplace", "same_dtype", "owned", "tensors")
 
-    def __init__(self, name: str, rule: ModuleRule | None, parametrized: bool, stand_in: bool, inplace: bool) -> None:
+    def __init__(self, name: str, rule: ModuleRule | None, parametrized: bool, stand_in: bool, inplace: bool,
+                 same_dtype: bool) -> None:
         self.name = name
         self.rule = rule
         self.parametrized = parametrized
         self.stand_in = stand_in
         self.inplace = inplace
-        self.owned: tuple[list[tuple[str, torch.Tensor]], frozenset[str], int] | None = None
-        self.tensors: tuple[bool, torch.dtype | None, bool] | None = None  # see OpCounter._module_stand_in
+        self.same_dtype = same_dtype  # its input must have its weights' dtype (see _SAME_DTYPE_PRODUCTS)
+        self.owned: _Owned | None = None
+        self.tensors: tuple[bool, torch.dtype | None, bool] | None = None  # see OpCounter._own_tensors
 
 
 class OpCounter:
@@ -215,28 +241,28 @@ class OpCounter:
         self.free_ops = 0
         self.mismatches: list[str] = []
         self._param_names = dict(param_names)
-        parameters = _subtree_parameters(model)
+        self._modules = _named_subtree(model)
+        modules = [m for _, m in self._modules]
+        parameters = _subtree_tensors(modules, "_parameters")
         self._params_by_name = {name: t for t in parameters if (name := param_names.get(id(t)))}
         self._param_views: list[torch.Tensor] = []  # keeps ids of parameter views valid
         self._attributed: set[str] = set()
-        self._modules = list(model.named_modules())
         self._module_names = {id(m): name for name, m in self._modules}
         self._info: dict[int, _ModuleInfo] = {}
         self._stack: list[str] = []
-        self._pending: list[tuple[_ModuleInfo, FormulaCall, OpCost | None, tuple, list[torch.Tensor]] | None] = []
         self._suppress = 0
         self._op_index: Counter[str] = Counter()
         self._evaluated: dict[tuple, OpCost] = {}  # this run's formula evaluations (see evaluate)
         self._storages: dict[int, tuple[int, StorageWeakRef | None, Any]] = {}
         self._serial = itertools.count(1)
         self._fresh = itertools.count(-1, -1)
-        self._param_keys: set[int] = set()
         self._fixed: dict[int, tuple[torch.Tensor, TensorRef]] = {}  # parameters and buffers: read once
         with _no_torch_function():
-            tensors = [t for t in (*parameters, *_subtree_buffers(model)) if not isinstance(t, _Uninitialized)]
-            refs = [self.ref(t) for t in tensors]
-            self._param_keys = {r.key for r in refs}
-            self._fixed = {id(t): (t, r._replace(param=True)) for t, r in zip(tensors, refs)}  # held: ids stay theirs
+            for t in (*parameters, *_subtree_tensors(modules, "_buffers")):
+                if not isinstance(t, _Uninitialized):
+                    key, nbytes = self._storage_key(t)
+                    self._fixed[id(t)] = (t, TensorRef(key, nbytes, t.element_size(), True, t.requires_grad))
+        self._param_keys = {r.key for _, r in self._fixed.values()}
 
     @property
     def tensor_refs(self) -> list[TensorRef]:
@@ -253,21 +279,26 @@ class OpCounter:
         fixed = self._fixed.get(id(t))
         if fixed is not None:
             return fixed[1]
+        key, nbytes = self._storage_key(t)
+        return _tensor_ref((key, nbytes, t.element_size(), key in self._param_keys, t.requires_grad))
+
+    def _storage_key(self, t: torch.Tensor) -> tuple[int, int]:
+        """The key and size of ``t``'s storage (see :meth:`ref`)."""
         try:
             storage = t.untyped_storage()
         except (RuntimeError, NotImplementedError):  # no storage (sparse, nested): the tensor itself
-            return TensorRef(id(t), t.numel() * t.element_size(), t.element_size(), grad=t.requires_grad)
+            return id(t), t.numel() * t.element_size()
         address = storage._cdata
         entry = self._storages.get(address)
         if entry is None or (entry[1] is not None and entry[1].expired()):
             meta = t.is_meta
             entry = (next(self._serial), None if meta else StorageWeakRef(storage), storage if meta else None)
             self._storages[address] = entry
-        key = entry[0]
-        return TensorRef(key, storage.nbytes(), t.element_size(), key in self._param_keys, t.requires_grad)
+        return entry[0], storage.nbytes()
 
     def refs(self, tensors: Sequence[torch.Tensor]) -> tuple[TensorRef, ...]:
-        return tuple([self.ref(t) for t in tensors])
+        ref = self.ref
+        return tuple([ref(t) for t in tensors])
 
     # ----------------------------------------------------------------- formulas
 
@@ -369,8 +400,9 @@ class OpCounter:
             parametrized = parametrize.is_parametrized(module) if "parametrizations" in module._modules else False
             stand_in = rule is not None and rule.formula in STAND_IN_FORMULAS and not parametrized \
                 and not attrs.get("return_indices", False) and not self.check_shapes and self.autocast is None
+            same_dtype = rule is not None and rule.formula in _SAME_DTYPE_PRODUCTS and self.autocast is None
             info = self._info[id(module)] = _ModuleInfo(name, rule, parametrized, stand_in,
-                                                        bool(attrs.get("inplace", False)))
+                                                        bool(attrs.get("inplace", False)), same_dtype)
         return info
 
     def _counting_forward(self, module: nn.Module, info: _ModuleInfo, own: Any) -> Callable[..., Any]:
@@ -378,12 +410,18 @@ class OpCounter:
         forward unless a stand-in answers, exit (the row). On an error the stack keeps the
         failing module, so the error can name it."""
         forward = own if own is not _NO_FORWARD else type(module).forward.__get__(module)
-        enter, leave = self._enter, self._leave
+        enter, leave, stack, name, rule = self._enter, self._leave, self._stack, info.name, info.rule
+        counter = self
 
         def counting_forward(*args: Any, **kwargs: Any) -> Any:
-            stand_in = enter(module, info, args, kwargs)
-            output = forward(*args, **kwargs) if stand_in is None else stand_in
-            leave(module, output, stand_in is not None)
+            stack.append(name)
+            if rule is None or counter._suppress:
+                output = forward(*args, **kwargs)
+            else:
+                entry = enter(module, info, args, kwargs)
+                output = forward(*args, **kwargs) if entry[0] is None else entry[0]
+                leave(module, info, entry, output)
+            stack.pop()
             return output
 
         counting_forward.__wrapped__ = forward  # type: ignore[attr-defined]  # inspect.signature sees the module's
@@ -394,93 +432,75 @@ class OpCounter:
         t = self._params_by_name.get(name)
         return t.numel() if t is not None and not isinstance(t, _Uninitialized) else 0
 
-    def _owned_params(self, info: _ModuleInfo, module: nn.Module) -> tuple[list[tuple[str, torch.Tensor]],
-                                                                           frozenset[str], int]:
+    def _owned_params(self, info: _ModuleInfo, module: nn.Module) -> _Owned:
         """Canonical names and tensors of the parameters of ``module``'s subtree (a handled
         module answers for all of it: nn.MultiheadAttention owns out_proj), the set of those
-        names and their elements. Read when the module first runs, after a lazy module has
-        materialised its parameters."""
+        names, their elements and the tensors alone. Read when the module first runs, after a
+        lazy module has materialised its parameters."""
         if info.owned is None:
-            tensors = _subtree_parameters(module) if module._modules else \
-                [p for p in dict.fromkeys(module._parameters.values()) if p is not None]
-            owned = [(self._param_names.get(id(p), ""), p) for p in tensors if not isinstance(p, _Uninitialized)]
-            info.owned = (owned, frozenset(n for n, _ in owned), sum(p.numel() for _, p in owned))
+            tensors = _subtree_tensors([m for _, m in _named_subtree(module)], "_parameters") if module._modules \
+                else dict.fromkeys(p for p in module._parameters.values() if p is not None)
+            names = self._param_names
+            owned = [(names.get(id(p), ""), p) for p in tensors if not isinstance(p, _Uninitialized)]
+            info.owned = (owned, frozenset(n for n, _ in owned), sum(p.numel() for _, p in owned),
+                          [p for _, p in owned])
         return info.owned
 
-    def _enter(self, module: nn.Module, info: _ModuleInfo, args: tuple, kwargs: dict) -> Any:
-        """A module starts: push its name; for a handled module evaluate its formula (refusing
-        an input it would reject), suppress what it runs inside, and return its stand-in
-        output where one answers for it (else None)."""
-        self._stack.append(info.name)
-        rule = None if self._suppress else info.rule
-        if rule is None:
-            self._pending.append(None)
-            return None
+    def _enter(self, module: nn.Module, info: _ModuleInfo, args: tuple, kwargs: dict
+               ) -> tuple[Any, FormulaCall, OpCost | None, tuple, list[torch.Tensor]]:
+        """A handled module starts: evaluate its formula (refusing an input it would reject),
+        suppress what it runs inside. Returns its stand-in output where one answers for it
+        (else None), then what :meth:`_leave` records."""
         if info.parametrized:  # the weight is computed from its originals: count that too
             for tensor_name in getattr(module, "parametrizations"):
                 getattr(module, tensor_name)
         with _no_torch_function():
             try:
-                call = rule(module, args, kwargs)
+                call = info.rule(module, args, kwargs)  # type: ignore[misc]
                 op = None if call is FREE else self.evaluate(call)
             except ShapeError as exc:
                 shapes = format_shape(tuple(tuple(t.shape) for t in flat_tensors(args) + flat_tensors(kwargs)))
                 error = InputTooSmallError if isinstance(exc, EmptyOutputError) else InputShapeError
                 raise error(f"layer '{info.name or type(module).__name__}' ({type(module).__name__}) cannot take "
                             f"input {shapes}: {exc}") from None
-            inputs = flat_tensors(args) + flat_tensors(kwargs) if kwargs else flat_tensors(args)
-            if rule.formula in _SAME_DTYPE_PRODUCTS and self.autocast is None and inputs:
-                self._check_dtype(module, info, inputs[0])
+            if not kwargs and len(args) == 1 and isinstance(args[0], torch.Tensor):  # most layers: one tensor
+                inputs = [args[0]]
+                in_shapes: tuple = (tuple(args[0].shape),)
+            else:
+                inputs = flat_tensors(args) + flat_tensors(kwargs) if kwargs else flat_tensors(args)
+                in_shapes = tuple([tuple(t.shape) for t in (inputs if not kwargs else flat_tensors(args))])
+            own = info.tensors or self._own_tensors(module, info)
+            if info.same_dtype and inputs and own[1] is not None and inputs[0].dtype != own[1] \
+                    and inputs[0].is_floating_point():
+                raise InputShapeError(f"layer '{info.name or type(module).__name__}' ({type(module).__name__}) cannot "
+                                      f"take input of dtype {str(inputs[0].dtype).removeprefix('torch.')}: its "
+                                      f"weights are {str(own[1]).removeprefix('torch.')}")
             stand_in: Any = None  # a tensor, or MHA's (output, weights)
-            if info.stand_in and op is not None:
-                if info.rule.formula == "mha":  # type: ignore[union-attr]
-                    stand_in = self._attention_stand_in(module, info, args, kwargs, inputs)
-                elif not kwargs and len(args) == 1 and len(inputs) == 1:
-                    stand_in = self._module_stand_in(module, info, inputs[0], op)
-            in_shapes = tuple([tuple(t.shape) for t in (inputs if not kwargs else flat_tensors(args))])
-            self._pending.append((info, call, op, in_shapes, inputs))
+            if info.stand_in and op is not None and own[0]:
+                if call.formula == "mha":
+                    stand_in = self._attention_stand_in(module, args, kwargs, inputs, own)
+                elif len(inputs) == 1 and not kwargs and len(args) == 1:
+                    stand_in = _module_stand_in(info, inputs[0], op, own)
         self._suppress += 1
-        return stand_in
+        return stand_in, call, op, in_shapes, inputs
 
     def _own_tensors(self, module: nn.Module, info: _ModuleInfo) -> tuple[bool, torch.dtype | None, bool]:
         """Whether a stand-in may answer for ``module`` (its own floating-point tensors all on
         meta, materialised, of one dtype), that dtype, and whether any needs a gradient. Read
         when the module first runs."""
         if info.tensors is None:
-            own = [t for t in itertools.chain(module._parameters.values(), module._buffers.values())
-                   if t is not None and t.is_floating_point()]
-            dtypes = {t.dtype for t in own}
-            usable = len(dtypes) <= 1 and all(t.is_meta and not isinstance(t, _Uninitialized) for t in own)
-            info.tensors = (usable, next(iter(dtypes), None), any(t.requires_grad for t in own))
+            usable, dtype, grad = True, None, False
+            for t in (*module._parameters.values(), *module._buffers.values()):
+                if t is None or not t.is_floating_point():
+                    continue
+                usable = usable and t.is_meta and not isinstance(t, _Uninitialized) and t.dtype == (dtype or t.dtype)
+                dtype, grad = dtype or t.dtype, grad or t.requires_grad
+            info.tensors = (usable, dtype, grad)
         return info.tensors
 
-    def _check_dtype(self, module: nn.Module, info: _ModuleInfo, x: torch.Tensor) -> None:
-        """A matrix product takes an input of its weights' dtype (torch refuses another on
-        every device; meta kernels do not check, so the counter does)."""
-        _, dtype, _ = self._own_tensors(module, info)
-        if dtype is not None and x.is_floating_point() and x.dtype != dtype:
-            raise InputShapeError(f"layer '{info.name or type(module).__name__}' ({type(module).__name__}) cannot take "
-                                  f"input of dtype {str(x.dtype).removeprefix('torch.')}: its weights are "
-                                  f"{str(dtype).removeprefix('torch.')}")
-
-    def _module_stand_in(self, module: nn.Module, info: _ModuleInfo, x: torch.Tensor,
-                         op: OpCost) -> torch.Tensor | None:
-        """The output of ``module`` on ``x`` as its formula describes it, or None where torch
-        must run it: an input or tensor off meta, not contiguous, or of another dtype than the
-        module's (torch would refuse it); a formula with several outputs."""
-        shape = op.output_shape
-        if not x.is_meta or not x.is_floating_point() or not x.is_contiguous() \
-                or (shape and type(shape[0]) is not int):
-            return None
-        usable, dtype, requires_grad = self._own_tensors(module, info)
-        if not usable or (dtype is not None and dtype != x.dtype):
-            return None
-        if info.inplace and tuple(x.shape) == tuple(shape):
-            return x  # relu(inplace=True): the result is the input's storage
-        return _empty(cast(tuple[int, ...], shape), x.dtype, requires_grad or x.requires_grad)
-
-    def _attention_stand_in(self, module: nn.Module, info: _ModuleInfo, args: tuple, kwargs: dict,
-                            inputs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    def _attention_stand_in(self, module: nn.Module, args: tuple, kwargs: dict, inputs: list[torch.Tensor],
+                            own: tuple[bool, torch.dtype | None, bool]
+                            ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
         """``nn.MultiheadAttention``'s ``(output, weights)`` as its forward returns them: the
         output ``(L, N, E)`` (transposed to ``(N, L, E)`` with ``batch_first``, ``(L, E)``
         unbatched), the weights ``(N, L, S)`` averaged over heads or ``(N, H, L, S)``, None
@@ -498,8 +518,8 @@ class OpCounter:
                 or bound.get("is_causal", False):
             return None
         q, k, v = cast(torch.Tensor, q), cast(torch.Tensor, k), cast(torch.Tensor, v)
-        usable, dtype, requires_grad = self._own_tensors(module, info)
-        if not usable or any(not t.is_meta or t.dtype != (dtype or q.dtype) for t in (q, k, v)):
+        _, dtype, requires_grad = own
+        if any(not t.is_meta or t.dtype != (dtype or q.dtype) for t in (q, k, v)):
             return None
         m = cast(nn.MultiheadAttention, module)
         grad = requires_grad or any(t.requires_grad for t in (q, k, v))
@@ -520,24 +540,20 @@ class OpCounter:
         weights = (*((n,) if batched else ()), *heads, length, source)
         return out, _empty(weights, q.dtype, grad)
 
-    def _leave(self, module: nn.Module, output: Any, stand_in: bool) -> None:
-        """A module ends: pop its name; a handled module's row (``stand_in``: the output is the
-        one its formula described)."""
-        entry = self._pending.pop()
-        name = self._stack.pop()
-        if entry is None:
-            return
+    def _leave(self, module: nn.Module, info: _ModuleInfo,
+               entry: tuple[Any, FormulaCall, OpCost | None, tuple, list[torch.Tensor]], output: Any) -> None:
+        """A handled module ends: its row (from what :meth:`_enter` returned)."""
         self._suppress -= 1
-        info, call, op, in_shapes, inputs = entry
+        stand_in, call, op, in_shapes, inputs = entry
         if op is None:  # FREE
             self.free_ops += 1
             return
         with _no_torch_function():
-            self._record_module(info, module, call, op, in_shapes, inputs, output, name, stand_in)
+            self._record_module(info, module, call, op, in_shapes, inputs, output, stand_in is not None)
 
     def _record_module(self, info: _ModuleInfo, module: nn.Module, call: FormulaCall, op: OpCost,
-                       in_shapes: tuple, inputs: list[torch.Tensor], output: Any, name: str, stand_in: bool) -> None:
-        owned, owned_names, held = self._owned_params(info, module)
+                       in_shapes: tuple, inputs: list[torch.Tensor], output: Any, stand_in: bool) -> None:
+        owned, owned_names, held, owned_tensors = info.owned or self._owned_params(info, module)
         attributed = self._attributed
         fresh = owned_names.isdisjoint(attributed)  # none of its parameters was used before
         note = ""
@@ -548,19 +564,20 @@ class OpCounter:
         # (a learned query passed to a linear layer)
         params = held if fresh else sum(p.numel() for n, p in owned if n not in attributed)
         names = self._param_names
-        fed = {names[id(t)] for t in inputs if id(t) in names}
+        fed = {names[id(t)] for t in inputs if id(t) in names} if len(inputs) != 1 or id(inputs[0]) in names else ()
         if fed:
-            fed -= owned_names
+            fed -= owned_names  # type: ignore[operator]
             params += sum(self._param_numel(p) for p in fed if p not in attributed)
             attributed.update(fed)
         attributed.update(owned_names)
-        operands = [*inputs, *(p for _, p in owned)]
+        operands = inputs + owned_tensors
         read = None
         if self.autocast is not None:  # the module's inner ops read autocast copies: those are saved
             if call.formula in _COMPOSITE_LOWER:  # its inner ops run outside the interceptor: cast here
                 read = list(self.autocast_args("linear", tuple(operands), {})[0])
             else:
                 read = [self.cast_of(t) for t in operands]
+        name = info.name
         self._record(name or type(module).__name__, name, type(module).__name__, call, op, in_shapes,
                      output, params, note, type(module), operands, info.inplace, read, stand_in)
 
@@ -574,7 +591,8 @@ class OpCounter:
             return None
         if not tensors or not all(t.is_meta for t in tensors):
             return None
-        if name not in _ANY_DTYPE and not all(t.is_floating_point() for t in tensors) or "dtype" in kwargs:
+        if name not in _ANY_DTYPE and not all(t.is_floating_point() for t in tensors) \
+                or kwargs.get("dtype") is not None:
             return None  # sqrt or division of integers gives floats, dtype= another: torch says which
         try:
             call = call_handler(name, func, args, kwargs, None)
@@ -601,12 +619,19 @@ class OpCounter:
     def on_free(self, args: tuple, kwargs: dict, out: Any) -> None:
         """A view or other free call outside any handled module: no row, but a view of a
         parameter is still that parameter."""
-        outputs = flat_tensors(out)
+        outputs = [out] if isinstance(out, torch.Tensor) else flat_tensors(out)
         if not outputs:
             return  # metadata: shape, dtype ...
         self.free_ops += 1
         names = self._param_names
-        owner = next((names[id(t)] for t in flat_tensors((args, kwargs)) if id(t) in names), None)
+        owner = None
+        for value in (*args, *kwargs.values()) if kwargs else args:
+            for t in (value,) if isinstance(value, torch.Tensor) else flat_tensors(value):
+                owner = names.get(id(t))
+                if owner is not None:
+                    break
+            if owner is not None:
+                break
         if owner is not None:
             for t in outputs:
                 names[id(t)] = owner
@@ -696,10 +721,8 @@ class OpCounter:
         operand_refs, output_refs = self.refs(operands), self.refs(outputs)
         back, saved = self._backward(call, operands, outputs, operand_refs, output_refs, in_place, read) \
             if self.train else (None, ())
-        self.records.append(OpRecord(name=name, module=module, type=type_name, category=op.category,
-                                     input_shapes=in_shapes, output_shape=op.output_shape, cost=cost, counted=True,
-                                     call=call, note=note, module_class=module_class, operands=operand_refs,
-                                     outputs=output_refs, backward=back, saved=saved))
+        self.records.append(OpRecord(name, module, type_name, op.category, in_shapes, op.output_shape, cost, True, call,
+                                     note, module_class, operand_refs, output_refs, back, saved))
 
     def _backward(self, call: FormulaCall, operands: Sequence[torch.Tensor], outputs: Sequence[torch.Tensor],
                   operand_refs: tuple[TensorRef, ...], output_refs: tuple[TensorRef, ...], in_place: bool,

@@ -15,17 +15,31 @@ keep their dtypes; on meta they are replaced by empty tensors of the same shape.
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch.nn.utils.rnn import PackedSequence
 
 from archstat.errors import ArchstatError
 
-__all__ = ["SEED", "Inputs", "inputs_from_shapes", "inputs_from_examples", "is_shape", "cast_floating"]
+__all__ = ["SEED", "seeded", "Inputs", "inputs_from_shapes", "inputs_from_examples", "is_shape", "cast_floating"]
 
 #: Seed of every random input and random weight a count draws.
 SEED = 0
+
+
+@contextmanager
+def seeded(seed: int = SEED, cuda_devices: Sequence[int] = ()) -> Iterator[None]:
+    """Draw from the CPU generator (and those of ``cuda_devices``) seeded with ``seed``, and
+    give the caller's states back afterwards. Only the generators forked are seeded:
+    ``torch.manual_seed`` would reseed every CUDA generator, or queue that for when CUDA
+    starts, and ``fork_rng`` restores only the devices it forked."""
+    with torch.random.fork_rng(devices=list(cuda_devices)):
+        torch.default_generator.manual_seed(seed)
+        for index in cuda_devices:
+            torch.cuda.default_generators[index].manual_seed(seed)
+        yield
 
 
 def is_shape(value: Any) -> bool:

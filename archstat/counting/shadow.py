@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.modules.lazy import LazyModuleMixin
-from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
+from torch.nn.parameter import UninitializedTensorMixin
 from torch.nn.utils.spectral_norm import SpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm
 
@@ -76,9 +76,11 @@ def unique_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
 
 
 def _stand_in(t: torch.Tensor, device: str) -> torch.Tensor:
-    if isinstance(t, (UninitializedParameter, UninitializedBuffer)):  # torch's stubs omit device and dtype
+    if isinstance(t, UninitializedTensorMixin):  # torch's stubs omit device and dtype
         return type(t)(requires_grad=t.requires_grad, device=device, dtype=t.dtype)  # type: ignore[call-arg]
     data = torch.empty_like(t, device="meta") if device == "meta" else t.detach().to(device, copy=True)
+    if type(t) is nn.Parameter:  # what nn.Parameter(data, requires_grad) makes of a plain tensor
+        return torch.Tensor._make_subclass(nn.Parameter, data, t.requires_grad)
     if isinstance(t, nn.Parameter):
         return nn.Parameter(data, requires_grad=t.requires_grad)
     return data.requires_grad_(t.requires_grad and t.is_leaf)
@@ -167,17 +169,20 @@ class _Copier:
         new = cls.__new__(cls)
         memo = self.memo
         memo[id(m)] = new
-        state: dict[str, Any] = {}
+        attrs = m.__dict__
+        state = dict(attrs)  # atomic attributes (sizes, flags, names) are shared, as deepcopy shares them
         flags = []
-        for key, v in m.__dict__.items():
-            if type(v) in _ATOMIC:  # most attributes: sizes, flags, names
-                state[key] = v
-                continue
+        for key in [k for k, v in attrs.items() if type(v) not in _ATOMIC]:
+            v = attrs[key]
             role = _ROLES.get(key)
             if role is None:
                 state[key] = self.value(v)
+            elif role == "dropped":
+                del state[key]
+            elif not v:  # most of nn.Module's own dictionaries (hooks, flags, no parameters ...): empty
+                state[key] = memo[id(v)] = type(v)()
             elif role == "hooks":
-                state[key] = memo[id(v)] = self.hooks(v) if v else type(v)()
+                state[key] = memo[id(v)] = self.hooks(v)
             elif role == "flags":  # flags of hooks: filtered below to the hooks kept
                 state[key] = memo[id(v)] = type(v)(v)
                 flags.append(key)

@@ -30,7 +30,7 @@ from typing import Any, Iterator, Sequence
 import torch
 from torch import nn
 
-from archstat.counting.inputs import inputs_from_shapes, is_shape
+from archstat.counting.inputs import inputs_from_shapes, is_shape, seeded
 from archstat.counting.shadow import shadow_copy
 from archstat.counting.stats import format_shape
 from archstat.errors import ArchstatError
@@ -197,8 +197,7 @@ def prepare(model_or_name: nn.Module | str, input_shape: Sequence[int] | None = 
     else:
         raise ArchstatError(f"measure() takes an nn.Module or a model name, not {type(model_or_name).__name__}")
     gpus = [torch.device(device).index or 0] if device.startswith("cuda") else []
-    with torch.random.fork_rng(devices=gpus):
-        torch.manual_seed(seed)
+    with seeded(seed, gpus):
         model = _build(name, model_kwargs, device, dtype, channels_last) if isinstance(model_or_name, str) \
             else _placed(model_or_name, device, dtype, channels_last)
         inputs = inputs_from_shapes(shape)

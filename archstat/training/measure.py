@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from archstat.counting.inputs import SEED, cast_floating, inputs_from_shapes
+from archstat.counting.inputs import cast_floating, inputs_from_shapes, seeded
 from archstat.counting.shadow import shadow_copy
 from archstat.errors import ArchstatError
 
@@ -109,8 +109,7 @@ def _prepared(model_or_name: nn.Module | str, input_shape: Any, device: str, dty
     check_dtype(device, dtype)
     if isinstance(model_or_name, str):
         name = model_or_name
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(SEED)
+        with seeded():
             model = create_model(name, **(model_kwargs or {}))
         shape = input_shape if input_shape is not None else input_spec(name).shapes()
     else:

@@ -200,6 +200,14 @@ def _hook_state(m: nn.Module) -> dict:
     return out
 
 
+def _cuda_rng() -> list:
+    """The CUDA generators' states; before CUDA starts, the seeding calls queued for when it
+    does (``torch.manual_seed`` queues one: a count that reseeded would replace the caller's)."""
+    if torch.cuda.is_initialized():
+        return [s.clone() for s in torch.cuda.get_rng_state_all()]
+    return [call[0] if call else None for call in torch.cuda._lazy_seed_tracker.get_calls()]
+
+
 def snapshot(model: nn.Module) -> dict:
     return dict(
         params=[(n, id(p)) for n, p in model.named_parameters(remove_duplicate=False)],
@@ -214,6 +222,7 @@ def snapshot(model: nn.Module) -> dict:
         globals={name: dict(getattr(module_globals, name)) for name in dir(module_globals)
                  if name.startswith("_global") and "hook" in name and isinstance(getattr(module_globals, name), dict)},
         rng=torch.random.get_rng_state(),
+        cuda_rng=_cuda_rng(),
         grad_mode=torch.is_grad_enabled(),
     )
 
@@ -242,6 +251,9 @@ def assert_untouched(model: nn.Module, before: dict) -> None:
         assert model.cache is before["cache"][0] and torch.equal(model.cache, before["cache"][1])
     assert after["globals"] == before["globals"]
     assert torch.equal(after["rng"], before["rng"]), "the count consumed the caller's random numbers"
+    assert len(after["cuda_rng"]) == len(before["cuda_rng"]) and all(
+        (a is b) if not isinstance(a, torch.Tensor) else torch.equal(a, b)
+        for a, b in zip(after["cuda_rng"], before["cuda_rng"])), "the count reseeded the CUDA generators"
     assert after["grad_mode"] == before["grad_mode"]
 
 

@@ -99,6 +99,8 @@ class FunctionRule:
     wants: frozenset[str]
 
     def __call__(self, name: str, func: Callable, args: tuple, kwargs: dict, out: Any) -> FormulaCall:
+        if not self.wants:
+            return self.handler(args, kwargs, out, **self.options)
         extras = {k: v for k, v in (("name", name), ("func", func)) if k in self.wants}
         return self.handler(args, kwargs, out, **self.options, **extras)
 
