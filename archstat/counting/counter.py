@@ -247,8 +247,6 @@ class OpCounter:
         self._params_by_name = {name: t for t in parameters if (name := param_names.get(id(t)))}
         self._param_views: list[torch.Tensor] = []  # keeps ids of parameter views valid
         self._attributed: set[str] = set()
-        self._module_names = {id(m): name for name, m in self._modules}
-        self._info: dict[int, _ModuleInfo] = {}
         self._stack: list[str] = []
         self._suppress = 0
         self._op_index: Counter[str] = Counter()
@@ -257,12 +255,22 @@ class OpCounter:
         self._serial = itertools.count(1)
         self._fresh = itertools.count(-1, -1)
         self._fixed: dict[int, tuple[torch.Tensor, TensorRef]] = {}  # parameters and buffers: read once
+        fixed, storages, serial = self._fixed, self._storages, self._serial
         with _no_torch_function():
             for t in (*parameters, *_subtree_tensors(modules, "_buffers")):
-                if not isinstance(t, _Uninitialized):
+                if isinstance(t, _Uninitialized):
+                    continue
+                try:
+                    storage = t.untyped_storage()
+                except (RuntimeError, NotImplementedError):
                     key, nbytes = self._storage_key(t)
-                    self._fixed[id(t)] = (t, TensorRef(key, nbytes, t.element_size(), True, t.requires_grad))
-        self._param_keys = {r.key for _, r in self._fixed.values()}
+                else:  # _storage_key, for tensors the run holds (see ref)
+                    entry = storages.get(storage._cdata)
+                    if entry is None:
+                        entry = storages[storage._cdata] = (next(serial), None, storage)
+                    key, nbytes = entry[0], storage.nbytes()
+                fixed[id(t)] = (t, _tensor_ref((key, nbytes, t.element_size(), True, t.requires_grad)))
+        self._param_keys = {r.key for _, r in fixed.values()}
 
     @property
     def tensor_refs(self) -> list[TensorRef]:
@@ -370,11 +378,11 @@ class OpCounter:
         modes = [(m, m.training) for _, m in self._modules]
         wrapped: list[tuple[nn.Module, Any]] = []
         try:
-            for m, _ in modes:
+            for name, m in self._modules:
                 attrs = vars(m)
                 own = attrs.get("forward", _NO_FORWARD)
                 wrapped.append((m, own))
-                attrs["forward"] = self._counting_forward(m, self._module_info(m), own)
+                attrs["forward"] = self._counting_forward(m, self._module_info(m, name), own)
                 object.__setattr__(m, "training", self.train)
             self._casts.clear()
             with torch.set_grad_enabled(self.train), _Interceptor(self):
@@ -390,39 +398,45 @@ class OpCounter:
 
     # ----------------------------------------------------------------- modules
 
-    def _module_info(self, module: nn.Module) -> _ModuleInfo:
-        info = self._info.get(id(module))
-        if info is None:
-            name = self._module_names.get(id(module), type(module).__name__)
-            # a forward set on the instance is the module's own: counted through the ops it calls
-            attrs = vars(module)
-            rule = None if "forward" in attrs else handler_for_module(module)
-            parametrized = parametrize.is_parametrized(module) if "parametrizations" in module._modules else False
-            stand_in = rule is not None and rule.formula in STAND_IN_FORMULAS and not parametrized \
-                and not attrs.get("return_indices", False) and not self.check_shapes and self.autocast is None
-            same_dtype = rule is not None and rule.formula in _SAME_DTYPE_PRODUCTS and self.autocast is None
-            info = self._info[id(module)] = _ModuleInfo(name, rule, parametrized, stand_in,
-                                                        bool(attrs.get("inplace", False)), same_dtype)
-        return info
+    def _module_info(self, module: nn.Module, name: str) -> _ModuleInfo:
+        """What the run needs of ``module`` (qualified name ``name``), before its forward is wrapped."""
+        attrs = vars(module)
+        # a forward set on the instance is the module's own: counted through the ops it calls
+        rule = None if "forward" in attrs else handler_for_module(module)
+        if rule is None:
+            return _ModuleInfo(name, None, False, False, False, False)
+        parametrized = parametrize.is_parametrized(module) if "parametrizations" in module._modules else False
+        stand_in = rule.formula in STAND_IN_FORMULAS and not parametrized and not attrs.get("return_indices", False) \
+            and not self.check_shapes and self.autocast is None
+        same_dtype = rule.formula in _SAME_DTYPE_PRODUCTS and self.autocast is None
+        return _ModuleInfo(name, rule, parametrized, stand_in, bool(attrs.get("inplace", False)), same_dtype)
 
     def _counting_forward(self, module: nn.Module, info: _ModuleInfo, own: Any) -> Callable[..., Any]:
         """``module``'s forward for the run: enter (name, formula, stand-in), the module's own
         forward unless a stand-in answers, exit (the row). On an error the stack keeps the
         failing module, so the error can name it."""
         forward = own if own is not _NO_FORWARD else type(module).forward.__get__(module)
-        enter, leave, stack, name, rule = self._enter, self._leave, self._stack, info.name, info.rule
-        counter = self
+        stack, name = self._stack, info.name
 
-        def counting_forward(*args: Any, **kwargs: Any) -> Any:
-            stack.append(name)
-            if rule is None or counter._suppress:
+        if info.rule is None:  # a container, or a module counted through the ops it calls
+            def counting_forward(*args: Any, **kwargs: Any) -> Any:
+                stack.append(name)
                 output = forward(*args, **kwargs)
-            else:
-                entry = enter(module, info, args, kwargs)
-                output = forward(*args, **kwargs) if entry[0] is None else entry[0]
-                leave(module, info, entry, output)
-            stack.pop()
-            return output
+                stack.pop()
+                return output
+        else:
+            enter, leave, counter = self._enter, self._leave, self
+
+            def counting_forward(*args: Any, **kwargs: Any) -> Any:
+                stack.append(name)
+                if counter._suppress:
+                    output = forward(*args, **kwargs)
+                else:
+                    entry = enter(module, info, args, kwargs)
+                    output = forward(*args, **kwargs) if entry[0] is None else entry[0]
+                    leave(module, info, entry, output)
+                stack.pop()
+                return output
 
         counting_forward.__wrapped__ = forward  # type: ignore[attr-defined]  # inspect.signature sees the module's
         return counting_forward

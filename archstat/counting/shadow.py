@@ -81,7 +81,7 @@ def _stand_in(t: torch.Tensor, device: str) -> torch.Tensor:
     data = torch.empty_like(t, device="meta") if device == "meta" else t.detach().to(device, copy=True)
     if type(t) is nn.Parameter:  # what nn.Parameter(data, requires_grad) makes of a plain tensor
         return torch.Tensor._make_subclass(nn.Parameter, data, t.requires_grad)
-    if isinstance(t, nn.Parameter):
+    if type(t) is not torch.Tensor and isinstance(t, nn.Parameter):
         return nn.Parameter(data, requires_grad=t.requires_grad)
     return data.requires_grad_(t.requires_grad and t.is_leaf)
 

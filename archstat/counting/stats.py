@@ -53,7 +53,7 @@ class TensorRef(NamedTuple):
     grad: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class OpRecord:
     """One op as the counter saw it.
 

@@ -61,7 +61,7 @@ class EmptyOutputError(ShapeError):
     """The input is too small for the layer: its output would have no elements."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Cost:
     """What one op (or a sum of ops) costs. All fields are exact integers."""
 
@@ -109,7 +109,7 @@ FAMILIES = frozenset({
 MULTIPLY_ADD_FAMILIES = frozenset({"conv", "linear", "matmul", "attention", "recurrent"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Category:
     """What an op is, as structured fields every consumer reads.
 
@@ -171,7 +171,7 @@ _LABELS = {"local_response_norm": "lrn", "channel_shuffle": "shuffle", "concat":
            "mha": "attention"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OpCost:
     """A formula's answer: the cost, the output shape it implies, and the op's category.
 

@@ -37,7 +37,7 @@ __all__ = ["Needs", "SavedTensor", "Backward", "BACKWARD", "backward_rule", "bac
            "optimizer", "NORM_BACKWARD_FLOPS", "SAVES_OUTPUT", "SAVES_NOTHING"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Needs:
     """Which tensor operands of an op need a gradient, in the order the counter lists them
     (a function's tensor arguments in order; a module's inputs, then its parameters)."""
@@ -52,7 +52,7 @@ class Needs:
         return any(self.operands)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SavedTensor:
     """A tensor autograd keeps for the backward pass: operand ``operand`` of the op, its
     output (``output=True``), or a new tensor of ``numel`` elements of ``dtype`` (``"act"``:
@@ -67,7 +67,7 @@ class SavedTensor:
     contiguous: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Backward:
     """An op's backward pass: multiply-adds of the input gradients and of the weight
     gradients, all its flops (2 per multiply-add plus element-wise work), and what it needs

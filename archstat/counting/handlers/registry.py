@@ -34,7 +34,7 @@ __all__ = ["FormulaCall", "FREE", "MODULE_HANDLERS", "FUNCTION_HANDLERS", "FREE_
            "declare_free", "refuse", "RefusedOpError"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FormulaCall:
     """A formula of :data:`archstat.formulas.FORMULAS` and the arguments to call it with.
 
