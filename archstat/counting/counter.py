@@ -35,6 +35,7 @@ from __future__ import annotations
 import inspect
 import itertools
 from functools import partial
+from math import prod
 import warnings
 from collections import Counter
 from dataclasses import replace
@@ -601,9 +602,12 @@ class OpCounter:
              tensors: list[torch.Tensor]) -> tuple[FormulaCall, OpCost | None, Any] | None:
         """For a shape-only op on meta tensors, its formula and a stand-in output, so the op
         need not run (see :data:`~archstat.counting.handlers.SHAPE_ONLY_FUNCTIONS`); else None."""
-        if self.check_shapes or name not in SHAPE_ONLY_FUNCTIONS:
+        if self.check_shapes or not tensors:
             return None
-        if not tensors or not all(t.is_meta for t in tensors):
+        layout = _LAYOUT_PLANS.get(name)
+        if layout is not None:
+            return self._plan_layout(layout, name, func, args, kwargs, tensors)
+        if name not in SHAPE_ONLY_FUNCTIONS or not all(t.is_meta for t in tensors):
             return None
         if name not in _ANY_DTYPE and not all(t.is_floating_point() for t in tensors) \
                 or kwargs.get("dtype") is not None:
@@ -629,6 +633,28 @@ class OpCounter:
         if torch.is_grad_enabled() and out.is_floating_point() and any(t.requires_grad for t in tensors):
             out = _with_grad(out)  # the stand-in carries what autograd would: a gradient is needed
         return call, op, out
+
+    def _plan_layout(self, layout: Callable[[tuple, dict], torch.Tensor | None], name: str, func: Callable,
+                     args: tuple, kwargs: dict, tensors: list[torch.Tensor]
+                     ) -> tuple[FormulaCall, OpCost | None, Any] | None:
+        """A copy or view op on meta tensors answered by ``layout`` (see :data:`_LAYOUT_PLANS`)
+        instead of torch's meta kernels, which are Python decompositions; None (torch runs it)
+        where ``layout`` cannot say what torch would return."""
+        if not all(t.is_meta for t in tensors):
+            return None
+        try:
+            out = layout(args, kwargs)
+            if out is None:
+                return None
+            if out is not tensors[0] and not out._is_view() and torch.is_grad_enabled() \
+                    and out.is_floating_point() and tensors[0].requires_grad:
+                out = _with_grad(out)  # a copy autograd records: it needs a gradient, as the input does
+            call = call_handler(name, func, args, kwargs, out)
+            if call is None:
+                return None
+            return call, None if call is FREE else self.evaluate(call), out
+        except Exception:  # let torch run it and report whatever is wrong
+            return None
 
     def on_free(self, args: tuple, kwargs: dict, out: Any) -> None:
         """A view or other free call outside any handled module: no row, but a view of a
@@ -803,6 +829,58 @@ def _result_dtype(name: str, args: tuple, tensors: list[torch.Tensor]) -> torch.
     for t in tensors[1:]:
         dtype = torch.promote_types(dtype, t.dtype)
     return dtype
+
+
+def _new_empty(shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
+    """A contiguous meta tensor of ``shape`` and ``like``'s dtype: the result of a copy."""
+    with _no_torch_function():
+        return torch.empty(tuple(shape), dtype=like.dtype, device=_META)
+
+
+def _contiguous_layout(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """``x.contiguous()``: ``x`` itself where it is contiguous, else a contiguous copy."""
+    x = args[0]
+    if len(args) > 1 or kwargs.get("memory_format", torch.contiguous_format) is not torch.contiguous_format:
+        return None
+    return x if x.is_contiguous() else _new_empty(x.shape, x)
+
+
+def _reshape_layout(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """``x.reshape(shape)``: the view torch returns where the strides allow one, else a contiguous
+    copy of the shape (torch's rule, resolving one ``-1`` the same way)."""
+    x = args[0]
+    shape = args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:] or kwargs.get("shape")
+    if not shape or set(kwargs) - {"shape"} or not all(type(d) is int for d in shape):
+        return None
+    with _no_torch_function():
+        try:
+            return x.view(shape)
+        except RuntimeError:  # not viewable (or a size torch refuses: reshape below raises it)
+            pass
+        dims = list(shape)
+        if dims.count(-1) == 1:
+            known = prod(d for d in dims if d != -1)
+            dims[dims.index(-1)] = x.numel() // known if known else -1
+        if any(d < 0 for d in dims) or prod(dims) != x.numel():
+            return None
+        return _new_empty(dims, x)
+
+
+def _index_layout(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """``table[index]`` with one tensor of integers: a gathered copy of shape
+    ``index.shape + table.shape[1:]``."""
+    if len(args) != 2 or kwargs:
+        return None
+    table, index = args
+    if not isinstance(index, torch.Tensor) or index.dtype not in (torch.int64, torch.int32) or table.dim() == 0:
+        return None
+    return _new_empty((*index.shape, *table.shape[1:]), table)
+
+
+#: Copy-or-view ops whose result on meta the counter gives without torch's meta kernels (Python
+#: decompositions, 10-100 us each): name -> what the op returns, or None where torch must say.
+_LAYOUT_PLANS: dict[str, Callable[[tuple, dict], torch.Tensor | None]] = {
+    "contiguous": _contiguous_layout, "reshape": _reshape_layout, "getitem": _index_layout}
 
 
 def _reshape_copies(t: torch.Tensor) -> bool:

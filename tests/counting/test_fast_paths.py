@@ -228,6 +228,48 @@ def test_planned_functions_agree_with_running_them() -> None:
     assert strict.outputs == fast.outputs  # same sizes and dtypes (bool masks, int64 sums)
 
 
+class _Layouts(nn.Module):
+    """Copies and views whose meta result the counter gives itself: ``contiguous`` of a
+    contiguous and of a transposed tensor, ``reshape`` that is a view and one that copies
+    (with a -1), and a table indexed by a tensor of integers (Swin's relative position bias)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = nn.Parameter(torch.rand(9, 2))
+        self.register_buffer("index", torch.tensor([[0, 4], [8, 1]]))
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        t = x.transpose(1, 2)
+        return (x.contiguous(), t.contiguous(), x.reshape(2, -1), t.reshape(-1, 5), torch.reshape(t, (2, 60)),
+                self.table[self.index], t.contiguous().view(2, 3, 20) * 2)
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_layouts_given_without_torch_agree_with_running_them(mode: str) -> None:
+    """The oracle is ``check_shapes=True``, which runs torch's kernels for every op: the same
+    rows (a view free, a copy counted), the same outputs by storage, the same training memory."""
+    strict = archstat.count(_Layouts(), (2, 3, 4, 5), mode=mode, check_shapes=True)
+    fast = archstat.count(_Layouts(), (2, 3, 4, 5), mode=mode)
+    assert [r.row() for r in strict.records] == [r.row() for r in fast.records]
+    # by hand: two copies of 2*3*4*5 = 120 elements (t.contiguous() twice: the second is a new
+    # copy), one reshape copy of the transposed t (the other reshape is a view), one gather
+    # of 2x2 rows of 2, and the product
+    kinds = [(r.type, r.output_shape) for r in fast.records]
+    assert kinds == [("contiguous", (2, 4, 3, 5)), ("reshape", (24, 5)), ("reshape", (2, 60)),
+                     ("getitem", (2, 2, 2)), ("contiguous", (2, 4, 3, 5)), ("mul", (2, 3, 20))]
+    assert strict.outputs == fast.outputs and strict.free_ops == fast.free_ops
+    assert (fast.saved_bytes, fast.peak_train_bytes, fast.backward_madds) == \
+        (strict.saved_bytes, strict.peak_train_bytes, strict.backward_madds)
+
+
+def test_layout_outputs_are_what_torch_returns() -> None:
+    """Shapes, strides, dtypes and gradients of the given results, against torch's meta kernels."""
+    x = _meta(2, 3, 4, 5).requires_grad_(True)
+    with torch.enable_grad():
+        assert _layout(_counted_output(_Layouts(), (x,), {}, train=True)) == \
+            _layout(_torch_output(_Layouts(), (x,), {}, train=True))
+
+
 def test_shortcuts_leave_training_memory_unchanged() -> None:
     """Saved tensors and peaks are read off the stand-ins' storages: the same as when torch runs."""
     for name in ("resnet18", "vit_b_32"):
