@@ -43,7 +43,6 @@ from typing import Any, Callable, Sequence, cast
 
 import torch
 from torch import nn
-from torch.nn import parameter as _parameter
 from torch.nn.utils import parametrize
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.overrides import TorchFunctionMode
@@ -52,6 +51,7 @@ from archstat.counting.autocast import cast_target
 from archstat.counting.handlers import (BOOL_RESULT, FREE, FREE_FUNCTIONS, METADATA_FUNCTIONS, SHAPE_ONLY_FUNCTIONS,
                                         FormulaCall, ModuleRule, NeedsValuesError, RefusedOpError, call_handler,
                                         handler_for_module, normalise_name)
+from archstat.counting.shadow import UNINITIALIZED
 from archstat.counting.stats import OpRecord, TensorRef, format_shape
 from archstat.errors import FormulaMismatchWarning, InputShapeError, InputTooSmallError, RefusedError
 from archstat.formulas import Cost, EmptyOutputError, OpCost, ShapeError
@@ -72,8 +72,6 @@ _no_torch_function = torch._C.DisableTorchFunction
 #: several per op).
 _tensor_ref: Callable[[tuple], TensorRef] = partial(tuple.__new__, TensorRef)
 _META = torch.device("meta")
-#: Lazy modules' parameters before their first call: no shape, nothing to count yet.
-_Uninitialized: type = getattr(_parameter, "UninitializedTensorMixin")
 
 
 def flat_tensors(value: Any) -> list[torch.Tensor]:
@@ -259,7 +257,7 @@ class OpCounter:
         fixed, storages, serial = self._fixed, self._storages, self._serial
         with _no_torch_function():
             for t in (*parameters, *_subtree_tensors(modules, "_buffers")):
-                if isinstance(t, _Uninitialized):
+                if isinstance(t, UNINITIALIZED):
                     continue
                 try:
                     storage = t.untyped_storage()
@@ -445,7 +443,7 @@ class OpCounter:
     def _param_numel(self, name: str) -> int:
         """Elements of parameter ``name`` (read when used: a lazy one has materialised by then)."""
         t = self._params_by_name.get(name)
-        return t.numel() if t is not None and not isinstance(t, _Uninitialized) else 0
+        return t.numel() if t is not None and not isinstance(t, UNINITIALIZED) else 0
 
     def _owned_params(self, info: _ModuleInfo, module: nn.Module) -> _Owned:
         """Canonical names and tensors of the parameters of ``module``'s subtree (a handled
@@ -456,7 +454,7 @@ class OpCounter:
             tensors = _subtree_tensors([m for _, m in _named_subtree(module)], "_parameters") if module._modules \
                 else dict.fromkeys(p for p in module._parameters.values() if p is not None)
             names = self._param_names
-            owned = [(names.get(id(p), ""), p) for p in tensors if not isinstance(p, _Uninitialized)]
+            owned = [(names.get(id(p), ""), p) for p in tensors if not isinstance(p, UNINITIALIZED)]
             info.owned = (owned, frozenset(n for n, _ in owned), sum(p.numel() for _, p in owned),
                           [p for _, p in owned])
         return info.owned
@@ -508,7 +506,7 @@ class OpCounter:
             for t in (*module._parameters.values(), *module._buffers.values()):
                 if t is None or not t.is_floating_point():
                     continue
-                usable = usable and t.is_meta and not isinstance(t, _Uninitialized) and t.dtype == (dtype or t.dtype)
+                usable = usable and t.is_meta and not isinstance(t, UNINITIALIZED) and t.dtype == (dtype or t.dtype)
                 dtype, grad = dtype or t.dtype, grad or t.requires_grad
             info.tensors = (usable, dtype, grad)
         return info.tensors
@@ -579,9 +577,9 @@ class OpCounter:
         # (a learned query passed to a linear layer)
         params = held if fresh else sum(p.numel() for n, p in owned if n not in attributed)
         names = self._param_names
-        fed = {names[id(t)] for t in inputs if id(t) in names} if len(inputs) != 1 or id(inputs[0]) in names else ()
+        fed = {names[id(t)] for t in inputs if id(t) in names} if len(inputs) != 1 or id(inputs[0]) in names else set()
         if fed:
-            fed -= owned_names  # type: ignore[operator]
+            fed -= owned_names
             params += sum(self._param_numel(p) for p in fed if p not in attributed)
             attributed.update(fed)
         attributed.update(owned_names)

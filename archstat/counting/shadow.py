@@ -35,13 +35,17 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.modules.lazy import LazyModuleMixin
-from torch.nn.parameter import UninitializedTensorMixin
+from torch.nn import parameter as _parameter
 from torch.nn.utils.spectral_norm import SpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm
 
 from archstat.errors import CountError
 
-__all__ = ["shadow_copy", "unique_tensors", "has_uninitialized", "KEPT_HOOKS"]
+__all__ = ["shadow_copy", "unique_tensors", "has_uninitialized", "KEPT_HOOKS", "UNINITIALIZED"]
+
+#: Lazy modules' parameters and buffers before their first call: no shape yet (torch's stubs do not
+#: export the mixin both classes share).
+UNINITIALIZED: type = getattr(_parameter, "UninitializedTensorMixin")
 
 #: Hook types that define the network rather than observe it: kept on the copy.
 KEPT_HOOKS: tuple[type, ...] = (WeightNorm, SpectralNorm)
@@ -76,8 +80,8 @@ def unique_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
 
 
 def _stand_in(t: torch.Tensor, device: str) -> torch.Tensor:
-    if isinstance(t, UninitializedTensorMixin):  # torch's stubs omit device and dtype
-        return type(t)(requires_grad=t.requires_grad, device=device, dtype=t.dtype)  # type: ignore[call-arg]
+    if isinstance(t, UNINITIALIZED):  # torch's stubs omit device and dtype
+        return type(t)(requires_grad=t.requires_grad, device=device, dtype=t.dtype)  # type: ignore[call-overload]
     data = torch.empty_like(t, device="meta") if device == "meta" else t.detach().to(device, copy=True)
     if type(t) is nn.Parameter:  # what nn.Parameter(data, requires_grad) makes of a plain tensor
         return torch.Tensor._make_subclass(nn.Parameter, data, t.requires_grad)
