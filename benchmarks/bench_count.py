@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
     parser.add_argument("--tools", default=",".join(TOOLS))
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=2, help="fresh processes per (tool, model): the best is kept")
+    parser.add_argument("--rounds", type=int, default=3, help="fresh processes per (tool, model): the best is kept")
     parser.add_argument("--threads", type=int, help="torch intra-op threads in every process (default: torch's)")
     parser.add_argument("--out", default="benchmarks/results/bench_count.csv")
     parser.add_argument("--worker", nargs=2, metavar=("TOOL", "MODEL"), help=argparse.SUPPRESS)

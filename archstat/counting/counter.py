@@ -20,10 +20,12 @@ On the meta device a handled module whose one output its formula fully describes
 (:data:`STAND_IN_FORMULAS`: convolutions, linear layers, norms, pools, activations, on one
 contiguous input of the module's dtype) is not run at all: the wrapper returns an empty
 meta tensor of the formula's output shape, as the counter does for shape-only functions
-(:data:`~archstat.counting.handlers.SHAPE_ONLY_FUNCTIONS`). torch's meta kernels are
-Python decompositions, slower than the formula. ``check_shapes=True`` runs everything and
-compares. The counter's own reading of shapes and storages runs with torch function
-handling disabled, so it is never intercepted.
+(:data:`~archstat.counting.handlers.SHAPE_ONLY_FUNCTIONS`), and ``contiguous``, ``reshape``
+and indexing by a tensor of integers are answered as torch answers them (:data:`_LAYOUT_PLANS`:
+a view where torch returns one, else a contiguous copy). torch's meta kernels are Python
+decompositions, slower than the formula. ``check_shapes=True`` runs everything and compares.
+The counter's own reading of shapes and storages runs with torch function handling disabled,
+so it is never intercepted.
 
 The counter runs the model it is given; :func:`archstat.count` gives it a shadow copy
 (:mod:`archstat.counting.shadow`), never the user's module. The wrapped forwards and
