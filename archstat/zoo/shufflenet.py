@@ -228,8 +228,7 @@ _V2 = dict(family="shufflenet", paper="ShuffleNet V2: Practical Guidelines for E
            "(Ma et al., ECCV 2018)", arxiv="1807.11164", table="Table 5")
 #: the v2 counts as the Table 5 findings quote them (equal to torchvision's _ops)
 _V2_COUNTS = {"x0_5": "40.48 M", "x1_0": "144.91 M", "x1_5": "295.76 M", "x2_0": "583.25 M"}
-for _suffix, _label, _top1 in (("x0_5", "0.5x", "0.5x"), ("x1_0", "1x", None), ("x1_5", "1.5x", None),
-                               ("x2_0", "2x", None)):
+for _suffix, _label in (("x0_5", "0.5x"), ("x1_0", "1x"), ("x1_5", "1.5x"), ("x2_0", "2x")):
     _count = _V2_COUNTS[_suffix]
     _weights = Ref("ShuffleNet v2", "Num of Weights", variant=_label, table="Table 5")
     _flops = Ref("ShuffleNet v2", "FLOPs", variant=_label, table="Table 5")
@@ -241,7 +240,7 @@ for _suffix, _label, _top1 in (("x0_5", "0.5x", "0.5x"), ("x1_0", "1x", None), (
             finding=f"the count (equal to torchvision's _ops) is {_count}; Table 5 prints {_flops.resolve().value}: "
                     "the paper counts 0.5 to 8 M more. Counting batch norm as one multiply-add per element (folded "
                     "into a bias) does not explain it either. Unexplained (D10).", observed=_count),
-        top1_err=Ref("ShuffleNet v2 0.5x", "top-1 error", table="Table 8") if _top1 else None,
+        top1_err=Ref(f"ShuffleNet v2 {_label}", "top-1 error", table="Table 8"),
         same_as=(f"torchvision:shufflenet_v2_{_suffix}",),
         differs=f"torchvision's shufflenet_v2_{_suffix} is the paper's network (the same builder).",
     )(torchvision_builder(f"shufflenet_v2_{_suffix}"))
