@@ -643,7 +643,8 @@ class OpCounter:
         if not all(t.is_meta for t in tensors):
             return None
         try:
-            out = layout(args, kwargs)
+            with _no_torch_function():
+                out = layout(args, kwargs)
             if out is None:
                 return None
             if out is not tensors[0] and not out._is_view() and torch.is_grad_enabled() \
@@ -831,18 +832,12 @@ def _result_dtype(name: str, args: tuple, tensors: list[torch.Tensor]) -> torch.
     return dtype
 
 
-def _new_empty(shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
-    """A contiguous meta tensor of ``shape`` and ``like``'s dtype: the result of a copy."""
-    with _no_torch_function():
-        return torch.empty(tuple(shape), dtype=like.dtype, device=_META)
-
-
 def _contiguous_layout(args: tuple, kwargs: dict) -> torch.Tensor | None:
     """``x.contiguous()``: ``x`` itself where it is contiguous, else a contiguous copy."""
     x = args[0]
     if len(args) > 1 or kwargs.get("memory_format", torch.contiguous_format) is not torch.contiguous_format:
         return None
-    return x if x.is_contiguous() else _new_empty(x.shape, x)
+    return x if x.is_contiguous() else _empty(tuple(x.shape), x.dtype, False)
 
 
 def _reshape_layout(args: tuple, kwargs: dict) -> torch.Tensor | None:
@@ -852,18 +847,17 @@ def _reshape_layout(args: tuple, kwargs: dict) -> torch.Tensor | None:
     shape = args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:] or kwargs.get("shape")
     if not shape or set(kwargs) - {"shape"} or not all(type(d) is int for d in shape):
         return None
-    with _no_torch_function():
-        try:
-            return x.view(shape)
-        except RuntimeError:  # not viewable (or a size torch refuses: reshape below raises it)
-            pass
-        dims = list(shape)
-        if dims.count(-1) == 1:
-            known = prod(d for d in dims if d != -1)
-            dims[dims.index(-1)] = x.numel() // known if known else -1
-        if any(d < 0 for d in dims) or prod(dims) != x.numel():
-            return None
-        return _new_empty(dims, x)
+    try:
+        return x.view(shape)
+    except RuntimeError:  # not viewable (or a size torch refuses: reshape below raises it)
+        pass
+    dims = list(shape)
+    if dims.count(-1) == 1:
+        known = prod(d for d in dims if d != -1)
+        dims[dims.index(-1)] = x.numel() // known if known else -1
+    if any(d < 0 for d in dims) or prod(dims) != x.numel():
+        return None
+    return _empty(tuple(dims), x.dtype, False)
 
 
 def _index_layout(args: tuple, kwargs: dict) -> torch.Tensor | None:
@@ -874,11 +868,12 @@ def _index_layout(args: tuple, kwargs: dict) -> torch.Tensor | None:
     table, index = args
     if not isinstance(index, torch.Tensor) or index.dtype not in (torch.int64, torch.int32) or table.dim() == 0:
         return None
-    return _new_empty((*index.shape, *table.shape[1:]), table)
+    return _empty((*index.shape, *table.shape[1:]), table.dtype, False)
 
 
 #: Copy-or-view ops whose result on meta the counter gives without torch's meta kernels (Python
-#: decompositions, 10-100 us each): name -> what the op returns, or None where torch must say.
+#: decompositions, 10-100 us each): name -> what the op returns (a copy without gradient:
+#: :meth:`OpCounter._plan_layout` gives it one where autograd would), or None where torch must say.
 _LAYOUT_PLANS: dict[str, Callable[[tuple, dict], torch.Tensor | None]] = {
     "contiguous": _contiguous_layout, "reshape": _reshape_layout, "getitem": _index_layout}
 

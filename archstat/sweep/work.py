@@ -74,7 +74,6 @@ def run_cell(cell: Cell, options: CellOptions, target: str | None = None) -> dic
     what a timing row is filed under (this machine when None; a cluster label under Ray)."""
     import torch
 
-
     device = options.device if cell.timing else "cpu"
     machine = machine_id(device) if cell.timing else ANY_MACHINE
     target = (target or machine) if cell.timing else ANY_MACHINE
