@@ -21,8 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "Rerunning the same command skips the finished cells, so an interrupted sweep (Ctrl-C) resumes "
                     "where it stopped. Each cell is isolated in a worker process: a model that fails, crashes, runs "
                     "out of memory or outlives --timeout is a failed row with its reason, and the sweep goes on. "
-                    "Timing cells never share a core with another timing cell. --ray runs the cells as tasks on a Ray "
-                    "cluster (pip install 'archstat[ray]'). Metrics: count (params, madds, FLOPs, memory access), "
+                    "A timing cell has its cores to itself: no other cell runs on them meanwhile (on Ray, its node). "
+                    "--ray runs the cells as tasks on a Ray cluster (pip install 'archstat[ray]'). Metrics: count "
+                    "(params, madds, FLOPs, memory access), "
                     "train (a training step: backward, optimizer step, saved activations, peak), latency (median "
                     "forward time on --device). Failed cells do not change the exit status: they are rows.")
     add_model_options(p, help=MODELS_HELP + " (optional with --export: export only)", required=False)

@@ -120,7 +120,7 @@ class _Interceptor(TorchFunctionMode):
             return func(*args, **kwargs)
         if name in FREE_FUNCTIONS:  # views: free, but a view of a parameter is that parameter
             out = func(*args, **kwargs)
-            if not counter._suppress:
+            if not counter._suppress and type(out) not in _NOT_TENSORS:
                 counter.on_free(args, kwargs, out)
             return out
         operands = flat_tensors(args) + flat_tensors(kwargs) if kwargs else flat_tensors(args)
@@ -134,6 +134,9 @@ class _Interceptor(TorchFunctionMode):
             counter.on_function(name, func, args, kwargs, operands, out, planned, read)
         return out
 
+
+#: What property reads (``x.shape``, ``x.dtype``) return: no tensor, nothing for :meth:`OpCounter.on_free` to see.
+_NOT_TENSORS = frozenset({torch.Size, torch.dtype, torch.device, bool, int, type(None)})
 
 _NO_FORWARD = object()  # a module without a forward of its own on the instance
 
@@ -306,8 +309,9 @@ class OpCounter:
         return entry[0], storage.nbytes()
 
     def refs(self, tensors: Sequence[torch.Tensor]) -> tuple[TensorRef, ...]:
-        ref = self.ref
-        return tuple([ref(t) for t in tensors])
+        """:meth:`ref` of each of ``tensors`` (parameters and buffers looked up directly)."""
+        fixed, ref = self._fixed, self.ref
+        return tuple([found[1] if (found := fixed.get(id(t))) is not None else ref(t) for t in tensors])
 
     # ----------------------------------------------------------------- formulas
 
@@ -413,9 +417,9 @@ class OpCounter:
         return _ModuleInfo(name, rule, parametrized, stand_in, bool(attrs.get("inplace", False)), same_dtype)
 
     def _counting_forward(self, module: nn.Module, info: _ModuleInfo, own: Any) -> Callable[..., Any]:
-        """``module``'s forward for the run: enter (name, formula, stand-in), the module's own
-        forward unless a stand-in answers, exit (the row). On an error the stack keeps the
-        failing module, so the error can name it."""
+        """``module``'s forward for the run: its name on the stack and, for a handled module,
+        :meth:`_count_module`. On an error the stack keeps the failing module, so the error can
+        name it."""
         forward = own if own is not _NO_FORWARD else type(module).forward.__get__(module)
         stack, name = self._stack, info.name
 
@@ -426,16 +430,12 @@ class OpCounter:
                 stack.pop()
                 return output
         else:
-            enter, leave, counter = self._enter, self._leave, self
+            count_module, counter = self._count_module, self
 
             def counting_forward(*args: Any, **kwargs: Any) -> Any:
                 stack.append(name)
-                if counter._suppress:
-                    output = forward(*args, **kwargs)
-                else:
-                    entry = enter(module, info, args, kwargs)
-                    output = forward(*args, **kwargs) if entry[0] is None else entry[0]
-                    leave(module, info, entry, output)
+                output = forward(*args, **kwargs) if counter._suppress \
+                    else count_module(module, info, forward, args, kwargs)
                 stack.pop()
                 return output
 
@@ -461,11 +461,11 @@ class OpCounter:
                           [p for _, p in owned])
         return info.owned
 
-    def _enter(self, module: nn.Module, info: _ModuleInfo, args: tuple, kwargs: dict
-               ) -> tuple[Any, FormulaCall, OpCost | None, tuple, list[torch.Tensor]]:
-        """A handled module starts: evaluate its formula (refusing an input it would reject),
-        suppress what it runs inside. Returns its stand-in output where one answers for it
-        (else None), then what :meth:`_leave` records."""
+    def _count_module(self, module: nn.Module, info: _ModuleInfo, forward: Callable[..., Any], args: tuple,
+                      kwargs: dict) -> Any:
+        """A handled module runs: its formula (refusing an input it would reject), its output
+        (the stand-in where one answers for it, else its own forward, whose inner calls are
+        suppressed: not recorded again) and its row."""
         if info.parametrized:  # the weight is computed from its originals: count that too
             for tensor_name in getattr(module, "parametrizations"):
                 getattr(module, tensor_name)
@@ -478,9 +478,10 @@ class OpCounter:
                 error = InputTooSmallError if isinstance(exc, EmptyOutputError) else InputShapeError
                 raise error(f"layer '{info.name or type(module).__name__}' ({type(module).__name__}) cannot take "
                             f"input {shapes}: {exc}") from None
-            if not kwargs and len(args) == 1 and isinstance(args[0], torch.Tensor):  # most layers: one tensor
-                inputs = [args[0]]
-                in_shapes: tuple = (tuple(args[0].shape),)
+            x = args[0] if not kwargs and len(args) == 1 and isinstance(args[0], torch.Tensor) else None
+            if x is not None:  # most layers: one tensor
+                inputs = [x]
+                in_shapes: tuple = (tuple(x.shape),)
             else:
                 inputs = flat_tensors(args) + flat_tensors(kwargs) if kwargs else flat_tensors(args)
                 in_shapes = tuple([tuple(t.shape) for t in (inputs if not kwargs else flat_tensors(args))])
@@ -494,10 +495,20 @@ class OpCounter:
             if info.stand_in and op is not None and own[0]:
                 if call.formula == "mha":
                     stand_in = self._attention_stand_in(module, args, kwargs, inputs, own)
-                elif len(inputs) == 1 and not kwargs and len(args) == 1:
-                    stand_in = _module_stand_in(info, inputs[0], op, own)
-        self._suppress += 1
-        return stand_in, call, op, in_shapes, inputs
+                elif x is not None:
+                    stand_in = _module_stand_in(info, x, op, own)
+        if stand_in is None:
+            self._suppress += 1
+            output = forward(*args, **kwargs)
+            self._suppress -= 1
+        else:
+            output = stand_in
+        if op is None:  # FREE
+            self.free_ops += 1
+            return output
+        with _no_torch_function():
+            self._record_module(info, module, call, op, in_shapes, inputs, x, output, stand_in is not None)
+        return output
 
     def _own_tensors(self, module: nn.Module, info: _ModuleInfo) -> tuple[bool, torch.dtype | None, bool]:
         """Whether a stand-in may answer for ``module`` (its own floating-point tensors all on
@@ -555,19 +566,10 @@ class OpCounter:
         weights = (*((n,) if batched else ()), *heads, length, source)
         return out, _empty(weights, q.dtype, grad)
 
-    def _leave(self, module: nn.Module, info: _ModuleInfo,
-               entry: tuple[Any, FormulaCall, OpCost | None, tuple, list[torch.Tensor]], output: Any) -> None:
-        """A handled module ends: its row (from what :meth:`_enter` returned)."""
-        self._suppress -= 1
-        stand_in, call, op, in_shapes, inputs = entry
-        if op is None:  # FREE
-            self.free_ops += 1
-            return
-        with _no_torch_function():
-            self._record_module(info, module, call, op, in_shapes, inputs, output, stand_in is not None)
-
     def _record_module(self, info: _ModuleInfo, module: nn.Module, call: FormulaCall, op: OpCost,
-                       in_shapes: tuple, inputs: list[torch.Tensor], output: Any, stand_in: bool) -> None:
+                       in_shapes: tuple, inputs: list[torch.Tensor], x: torch.Tensor | None, output: Any,
+                       stand_in: bool) -> None:
+        """The row of a handled module (``x``: its one tensor input, if that is all it takes)."""
         owned, owned_names, held, owned_tensors = info.owned or self._owned_params(info, module)
         attributed = self._attributed
         fresh = owned_names.isdisjoint(attributed)  # none of its parameters was used before
@@ -579,7 +581,7 @@ class OpCounter:
         # (a learned query passed to a linear layer)
         params = held if fresh else sum(p.numel() for n, p in owned if n not in attributed)
         names = self._param_names
-        fed = {names[id(t)] for t in inputs if id(t) in names} if len(inputs) != 1 or id(inputs[0]) in names else set()
+        fed = {names[id(t)] for t in inputs if id(t) in names} if x is None or id(x) in names else None
         if fed:
             fed -= owned_names
             params += sum(self._param_numel(p) for p in fed if p not in attributed)
@@ -750,11 +752,12 @@ class OpCounter:
                 read: Sequence[torch.Tensor] | None = None, described: bool = False) -> None:
         """Append the row of one counted op (``described``: its output is the stand-in its
         formula described, so the shapes agree by construction)."""
-        outputs = flat_tensors(output)
-        observed = [] if described else [tuple(t.shape) for t in outputs]
-        if not _shapes_agree(op.output_shape, observed):
-            note = (note + "; " if note else "") + (
-                f"formula predicts output {format_shape(op.output_shape)}, torch gave {format_shape(tuple(observed))}")
+        outputs = [output] if isinstance(output, torch.Tensor) else flat_tensors(output)
+        if not described:
+            observed = [tuple(t.shape) for t in outputs]
+            if not _shapes_agree(op.output_shape, observed):
+                note = (note + "; " if note else "") + (f"formula predicts output {format_shape(op.output_shape)}, "
+                                                        f"torch gave {format_shape(tuple(observed))}")
         if note:
             self.mismatches.append(f"{name}: {note}")
             warnings.warn(f"archstat: {name}: {note}", FormulaMismatchWarning, stacklevel=2)

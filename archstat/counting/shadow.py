@@ -66,6 +66,7 @@ _ATOMIC = frozenset({type(None), bool, int, float, complex, str, bytes, type, ra
                      types.BuiltinFunctionType, type(Ellipsis), type(NotImplemented), torch.dtype, torch.device,
                      torch.layout, torch.memory_format})
 _EMPTY_CONTAINERS = (dict, OrderedDict, set, list)
+_META = torch.device("meta")
 
 
 def unique_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
@@ -82,7 +83,7 @@ def unique_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
 def _stand_in(t: torch.Tensor, device: str) -> torch.Tensor:
     if isinstance(t, UNINITIALIZED):  # torch's stubs omit device and dtype
         return type(t)(requires_grad=t.requires_grad, device=device, dtype=t.dtype)  # type: ignore[call-overload]
-    data = torch.empty_like(t, device="meta") if device == "meta" else t.detach().to(device, copy=True)
+    data = torch.empty_like(t, device=_META) if device == "meta" else t.detach().to(device, copy=True)
     if type(t) is nn.Parameter:  # what nn.Parameter(data, requires_grad) makes of a plain tensor
         return torch.Tensor._make_subclass(nn.Parameter, data, t.requires_grad)
     if type(t) is not torch.Tensor and isinstance(t, nn.Parameter):
@@ -164,45 +165,52 @@ class _Copier:
         return OrderedDict((k, copy.deepcopy(h, self.memo)) for k, h in hooks.items() if _is_kept(h))
 
     def module(self, m: nn.Module, prefix: str) -> nn.Module:
-        found = self.memo.get(id(m))
+        memo = self.memo
+        found = memo.get(id(m))
         if found is not None:
             return found
         cls = type(m)
         if not _copied_directly(cls):
             return self.deep(m, prefix)
         new = cls.__new__(cls)
-        memo = self.memo
         memo[id(m)] = new
         attrs = m.__dict__
-        state = dict(attrs)  # atomic attributes (sizes, flags, names) are shared, as deepcopy shares them
+        state = attrs.copy()  # atomic attributes (sizes, flags, names) are shared, as deepcopy shares them
         flags = []
-        for key in [k for k, v in attrs.items() if type(v) not in _ATOMIC]:
-            v = attrs[key]
+        for key, v in attrs.items():
+            kind = type(v)
+            if kind in _ATOMIC:
+                continue
+            if kind is tuple:  # kernel sizes, strides ...: shared when every element is atomic
+                for item in v:
+                    if type(item) not in _ATOMIC:
+                        break
+                else:
+                    continue
             role = _ROLES.get(key)
             if role is None:
                 state[key] = self.value(v)
             elif role == "dropped":
                 del state[key]
             elif not v:  # most of nn.Module's own dictionaries (hooks, flags, no parameters ...): empty
-                state[key] = memo[id(v)] = type(v)()
-            elif role == "hooks":
-                state[key] = memo[id(v)] = self.hooks(v)
-            elif role == "flags":  # flags of hooks: filtered below to the hooks kept
-                state[key] = memo[id(v)] = type(v)(v)
-                flags.append(key)
+                state[key] = memo[id(v)] = kind()
             elif role == "parameters":
-                params = state[key] = memo[id(v)] = type(v)()
+                params = state[key] = memo[id(v)] = kind()
                 for name, p in v.items():
                     params[name] = stand_in = None if p is None else self.tensor(p)
                     if stand_in is not None:
                         self.names.setdefault(id(stand_in), prefix + name)
-            elif role == "buffers":
-                state[key] = memo[id(v)] = type(v)(
-                    (name, None if b is None else self.tensor(b)) for name, b in v.items())
             elif role == "modules":
-                children = state[key] = memo[id(v)] = type(v)()
+                children = state[key] = memo[id(v)] = kind()
                 for name, c in v.items():
                     children[name] = None if c is None else self.module(c, f"{prefix}{name}.")
+            elif role == "buffers":
+                state[key] = memo[id(v)] = kind((name, None if b is None else self.tensor(b)) for name, b in v.items())
+            elif role == "hooks":
+                state[key] = memo[id(v)] = self.hooks(v)
+            else:  # flags of hooks: filtered below to the hooks kept
+                state[key] = memo[id(v)] = kind(v)
+                flags.append(key)
         for key in flags:
             if state[key]:
                 kept = {k for attr in _HOOK_DICTS for k in state.get(attr, ())}

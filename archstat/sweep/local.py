@@ -2,10 +2,11 @@
 
 Every worker is a separate Python process (``spawn``) pinned to its own cores: the
 machine's usable cores are split into one disjoint set per worker (when there are more
-workers than cores, sets overlap). A cell goes to an idle worker; a timing cell only to
-one whose cores no running timing cell uses (and, on a GPU, only one timing cell at a
-time), so two timing cells never share a core. Workers ignore Ctrl-C: the scheduler
-alone decides, and on an interrupt it stops them and keeps every row already stored.
+workers than cores, sets overlap). A cell goes to an idle worker, and a timing cell has its
+cores to itself (:func:`may_start`): it starts only where no other cell runs on them (and,
+on a GPU, while no other timing cell runs), and no cell starts on the cores of a running
+timing cell. Workers ignore Ctrl-C: the scheduler alone decides, and on an interrupt it
+stops them and keeps every row already stored.
 
 A cell that fails in the model is a failed row sent back by its worker. A worker that
 dies (a crash, the out-of-memory killer) or outlives ``timeout`` seconds on one cell is
@@ -26,9 +27,9 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Iterator
 
 from archstat.sweep.cells import Cell
-from archstat.sweep.work import CellOptions, failed_row, machine_id, run_cell
+from archstat.sweep.work import CellOptions, failed_row, machine_id, overdue, run_cell
 
-__all__ = ["run_local", "core_sets"]
+__all__ = ["run_local", "core_sets", "may_start"]
 
 #: How long the scheduler waits for a result before it looks at deadlines and progress again.
 _TICK = 0.5
@@ -48,6 +49,19 @@ def core_sets(workers: int, cpus: list[int] | None = None) -> list[tuple[int, ..
             start += n
         return sets
     return [(cpus[i % len(cpus)],) for i in range(workers)]
+
+
+def may_start(timing: bool, cores: tuple[int, ...], running: list[tuple[bool, tuple[int, ...]]], gpu: bool) -> bool:
+    """May a cell (a timing cell if ``timing``) start on a worker pinned to ``cores``, while
+    ``running`` cells (``(timing, cores)`` of each) run? Not on the cores of a running timing
+    cell; a timing cell not beside any cell on its cores, nor, on a GPU, beside another
+    timing cell."""
+    mine = set(cores)
+    for other_timing, other_cores in running:
+        shared = not mine.isdisjoint(other_cores)
+        if other_timing and (shared or (timing and gpu)) or timing and shared:
+            return False
+    return True
 
 
 @contextmanager
@@ -147,16 +161,12 @@ def run_local(cells: list[Cell], options: CellOptions, store_row: Callable[[dict
             worker.stop()
             worker.start()
 
-    def timing_busy(worker: _Worker) -> bool:
-        for other in pool:
-            if other.cell is not None and other.cell.timing and (gpu or set(other.cores) & set(worker.cores)):
-                return True
-        return False
-
     def next_cell(worker: _Worker) -> Cell | None:
-        blocked = timing_busy(worker)
+        """The first pending cell that may start on ``worker`` now (see :func:`may_start`)."""
+        running = [(w.cell.timing, w.cores) for w in pool if w.cell is not None]
+        allowed = {timing: may_start(timing, worker.cores, running, gpu) for timing in (False, True)}
         for i, cell in enumerate(pending):
-            if not (cell.timing and blocked):
+            if allowed[cell.timing]:
                 del pending[i]
                 return cell
         return None
@@ -199,15 +209,13 @@ def run_local(cells: list[Cell], options: CellOptions, store_row: Callable[[dict
                 worker.stop(kill=True)
                 worker.start()
                 finish(worker, failed_row(cell, reason, elapsed, timing_target, timing_target))
-            if timeout:
-                now = time.monotonic()
-                for worker in pool:
-                    if worker.cell is not None and now - worker.started > timeout:
-                        cell, elapsed = worker.cell, round(now - worker.started, 3)
-                        worker.stop(kill=True)
-                        worker.start()
-                        finish(worker, failed_row(cell, f"timeout: still running after {timeout:g} s", elapsed,
-                                                  timing_target, timing_target))
+            now = time.monotonic()
+            for worker in pool:
+                late = overdue(worker.cell, worker.started, now, timeout, timing_target) if worker.cell else None
+                if late is not None:
+                    worker.stop(kill=True)
+                    worker.start()
+                    finish(worker, late)
     finally:
         for worker in pool:
             worker.stop(kill=True)

@@ -1,11 +1,18 @@
 """A sweep as Ray tasks on an existing Ray cluster (``pip install 'archstat[ray]'``).
 
 Counting cells (``count``, ``train``) are machine-independent and run on any node with a
-free CPU. Timing cells (``latency``) run only on the nodes the user selected by a custom
-resource, ``--timing-resource NAME`` (start those nodes with ``ray start ... --resources
-'{"NAME": 1}'``): each takes one unit, so a node offering one unit times one cell at a
-time. Every timing row records the node's machine (:func:`~archstat.sweep.work.machine_id`)
-and is filed under ``ray:NAME``.
+free CPU, nodes that do not time first. Timing cells (``latency``) run only on the nodes the
+user selected by a custom resource, ``--timing-resource NAME`` (start those nodes with ``ray
+start ... --resources '{"NAME": 1}'``), and each has its node to itself: it takes one unit
+of the resource and every CPU of the node, so no other cell of the sweep runs beside it.
+Every timing row records the node's machine (:func:`~archstat.sweep.work.machine_id`) and is
+filed under ``ray:NAME``.
+
+The driver places every task on a node itself (:func:`place`, from the CPUs the cluster
+reported when the sweep started), and only where the resources it asks for are free, so a
+task starts when it is sent and ``timeout`` counts its running time, not time spent in a
+queue. (Other jobs on the same cluster can still hold those resources; a task then waits for
+them, and that wait counts.)
 
 Every node needs archstat (and the models' libraries) installed in the Python Ray runs.
 A task that crashes, is killed for memory, or outlives ``timeout`` seconds is a failed row;
@@ -30,9 +37,10 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 from archstat.errors import ArchstatError
 from archstat.sweep.cells import Cell
-from archstat.sweep.work import CellOptions, failed_row, run_cell
+from archstat.sweep.work import CellOptions, failed_row, overdue, run_cell
 
-__all__ = ["run_ray", "DEFAULT_TIMING_RESOURCE", "ray_target", "reachable", "local_head", "LocalHead", "head_processes"]
+__all__ = ["run_ray", "place", "DEFAULT_TIMING_RESOURCE", "ray_target", "reachable", "local_head", "LocalHead",
+           "head_processes"]
 
 #: The custom resource timing cells ask for unless ``--timing-resource`` names another.
 DEFAULT_TIMING_RESOURCE = "archstat_timing"
@@ -76,6 +84,18 @@ def _connect(address: str) -> Any:
     return ray
 
 
+def place(timing: bool, free: dict[str, int], cpus: dict[str, int], timers: set[str], timing_busy: set[str]
+          ) -> str | None:
+    """The node a cell starts on now, or None where none can take it: for a timing cell a node
+    of ``timers`` (offering the timing resource) not timing and with every one of its ``cpus``
+    free; for any other cell a node with a ``free`` CPU and no timing cell, nodes that do not
+    time first, then the one with the most free CPUs."""
+    if timing:
+        return next((n for n in sorted(timers) if n not in timing_busy and cpus[n] and free[n] == cpus[n]), None)
+    nodes = [n for n in free if free[n] > 0 and n not in timing_busy]
+    return min(nodes, key=lambda n: (n in timers, -free[n], n), default=None)
+
+
 def run_ray(cells: list[Cell], options: CellOptions, store_row: Callable[[dict], None], address: str,
             timing_resource: str = DEFAULT_TIMING_RESOURCE, timeout: float | None = None,
             tick: Callable[[dict], None] | None = None) -> None:
@@ -83,35 +103,56 @@ def run_ray(cells: list[Cell], options: CellOptions, store_row: Callable[[dict],
     ``store_row`` as it arrives (and to ``tick``)."""
     ray = _connect(address)
     try:
-        resources = ray.cluster_resources()
-        if any(c.timing for c in cells) and resources.get(timing_resource, 0) < 1:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        cpus = {n["NodeID"]: int(n.get("Resources", {}).get("CPU", 0)) for n in nodes}
+        timers = {n["NodeID"] for n in nodes if n.get("Resources", {}).get(timing_resource, 0) >= 1}
+        if any(c.timing for c in cells) and not any(cpus[n] for n in timers):
             raise ArchstatError(f"no node of the Ray cluster at {address} offers the resource {timing_resource!r} "
                                 f"that timing cells run on: start the nodes to time on with ray start ... "
                                 f"--resources '{{\"{timing_resource}\": 1}}', or pass --timing-resource")
-        slots = max(1, int(resources.get("CPU", 1))) + int(resources.get(timing_resource, 0))
+        if not any(cpus.values()):
+            raise ArchstatError(f"no node of the Ray cluster at {address} offers a CPU to run cells on")
         remote = ray.remote(max_retries=0)(_task)
         target = ray_target(timing_resource)
         pending = list(cells)
-        flight: dict[Any, tuple[Cell, float]] = {}
+        free, timing_busy = dict(cpus), set()
+        flight: dict[Any, tuple[Cell, float, str]] = {}
 
         def finish(row: dict) -> None:
             store_row(row)
             if tick:
                 tick(row)
 
+        def release(cell: Cell, node: str) -> None:
+            if cell.timing:
+                timing_busy.discard(node)
+                free[node] = cpus[node]
+            else:
+                free[node] += 1
+
         try:
             while pending or flight:
-                while pending and len(flight) < slots:
-                    cell = pending.pop(0)
+                for cell in list(pending):
+                    node = place(cell.timing, free, cpus, timers, timing_busy)
+                    if node is None:
+                        continue
+                    pending.remove(cell)
+                    strategy = NodeAffinitySchedulingStrategy(node, soft=False)
                     if cell.timing:
-                        ref = remote.options(num_cpus=options.threads or 1,
-                                             resources={timing_resource: 1}).remote(cell.key, options, target)
+                        timing_busy.add(node)
+                        free[node] = 0
+                        ref = remote.options(num_cpus=cpus[node], resources={timing_resource: 1},
+                                             scheduling_strategy=strategy).remote(cell.key, options, target)
                     else:
-                        ref = remote.options(num_cpus=1).remote(cell.key, options, None)
-                    flight[ref] = (cell, time.monotonic())
+                        free[node] -= 1
+                        ref = remote.options(num_cpus=1, scheduling_strategy=strategy).remote(cell.key, options, None)
+                    flight[ref] = (cell, time.monotonic(), node)
                 done, _ = ray.wait(list(flight), num_returns=1, timeout=_TICK)
                 for ref in done:
-                    cell, started = flight.pop(ref)
+                    cell, started, node = flight.pop(ref)
+                    release(cell, node)
                     try:
                         row = ray.get(ref)
                     except Exception as exc:  # the task died: a crash, Ray's memory monitor, a lost node
@@ -119,14 +160,14 @@ def run_ray(cells: list[Cell], options: CellOptions, store_row: Callable[[dict],
                         reason = f"the Ray task failed: {type(exc).__name__}: {first}"
                         row = failed_row(cell, reason, round(time.monotonic() - started, 3), target, target)
                     finish(row)
-                if timeout:
-                    now = time.monotonic()
-                    for ref, (cell, started) in list(flight.items()):
-                        if now - started > timeout:
-                            ray.cancel(ref, force=True)
-                            flight.pop(ref)
-                            finish(failed_row(cell, f"timeout: still running after {timeout:g} s",
-                                              round(now - started, 3), target, target))
+                now = time.monotonic()
+                for ref, (cell, started, node) in list(flight.items()):
+                    late = overdue(cell, started, now, timeout, target)
+                    if late is not None:
+                        ray.cancel(ref, force=True)
+                        flight.pop(ref)
+                        release(cell, node)
+                        finish(late)
         finally:
             for ref in flight:
                 ray.cancel(ref, force=True)

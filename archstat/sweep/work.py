@@ -19,7 +19,7 @@ from typing import Any
 from archstat.sweep.cells import Cell
 from archstat.sweep.store import ANY_MACHINE
 
-__all__ = ["CellOptions", "run_cell", "machine_id", "failed_row"]
+__all__ = ["CellOptions", "run_cell", "machine_id", "failed_row", "overdue"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,14 @@ def failed_row(cell: Cell, reason: str, seconds: float | None = None, machine: s
            "batch": cell.batch, "metric": cell.metric, "status": "failed", "finished": _now(), "seconds": seconds}
     row["reason"] = " ".join(str(reason).split())[:500]
     return row
+
+
+def overdue(cell: Cell, started: float, now: float, timeout: float | None, target: str | None) -> dict[str, Any] | None:
+    """The failed row of a cell still running ``timeout`` seconds after it ``started``, else None
+    (the one timeout rule of both schedulers)."""
+    if timeout is None or now - started <= timeout:
+        return None
+    return failed_row(cell, f"timeout: still running after {timeout:g} s", round(now - started, 3), target, target)
 
 
 def run_cell(cell: Cell, options: CellOptions, target: str | None = None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from archstat.errors import ArchstatError
 from archstat.sweep import plan
 from archstat.sweep.cells import Cell, expand_cells, parse_batches, parse_metrics, parse_sizes
-from archstat.sweep.local import core_sets
+from archstat.sweep.local import core_sets, may_start
 from archstat.sweep.progress import Progress, duration
 from archstat.sweep.store import ANY_MACHINE, COLUMNS, ResultStore
 
@@ -56,6 +56,31 @@ def test_workers_get_disjoint_cores_when_there_are_enough(workers: int, cpus: li
         assert sorted(used) == sorted(cpus)  # every core used, none twice
     else:
         assert set(used) == set(cpus) and all(len(s) == 1 for s in sets)
+
+
+def test_a_timing_cell_has_its_cores_to_itself() -> None:
+    # Three workers on two cores: core_sets gives (0,), (1,), (0,); the first and third share core 0.
+    count_on_0, timing_on_0, timing_on_1 = (False, (0,)), (True, (0,)), (True, (1,))
+    assert may_start(True, (0,), [], gpu=False) and may_start(False, (0,), [timing_on_1], gpu=False)
+    assert not may_start(False, (0,), [timing_on_0], gpu=False)  # no cell beside a timing cell on its core
+    assert not may_start(True, (0,), [count_on_0], gpu=False)  # a timing cell waits for its core to be free
+    assert may_start(True, (0,), [(False, (1,)), timing_on_1], gpu=False)  # other cores: no contention
+    assert not may_start(True, (0,), [timing_on_1], gpu=True)  # one GPU: one timing cell at a time
+    assert may_start(False, (0,), [timing_on_1], gpu=True)  # counting runs on the CPU
+
+
+def test_ray_cells_are_placed_where_their_resources_are_free() -> None:
+    from archstat.sweep.ray_cluster import place
+
+    # Node "a" (4 CPUs) times, node "b" (2 CPUs) does not.
+    cpus, timers = {"a": 4, "b": 2}, {"a"}
+    assert place(False, dict(cpus), cpus, timers, set()) == "b"  # counting goes to nodes that do not time first
+    assert place(False, {"a": 4, "b": 0}, cpus, timers, set()) == "a"  # then to a timing node with a free CPU
+    assert place(True, dict(cpus), cpus, timers, set()) == "a"  # a timing cell takes a whole timing node ...
+    assert place(True, {"a": 3, "b": 2}, cpus, timers, set()) is None  # ... only with every CPU of it free
+    assert place(False, {"a": 0, "b": 0}, cpus, timers, {"a"}) is None  # nothing beside a timing cell
+    assert place(True, dict(cpus), cpus, timers, {"a"}) is None  # one timing cell per timing node
+    assert place(True, {"c": 0}, {"c": 0}, {"c"}, set()) is None  # a timing node without CPUs never times
 
 
 def _row(cell: Cell, status: str = "ok", machine: str = ANY_MACHINE, **values) -> dict:
