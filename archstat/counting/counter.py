@@ -506,8 +506,33 @@ class OpCounter:
         if op is None:  # FREE
             self.free_ops += 1
             return output
-        with _no_torch_function():
-            self._record_module(info, module, call, op, in_shapes, inputs, x, output, stand_in is not None)
+        with _no_torch_function():  # its row
+            owned, owned_names, held, owned_tensors = info.owned or self._owned_params(info, module)
+            attributed = self._attributed
+            fresh = owned_names.isdisjoint(attributed)  # none of its parameters was used before
+            note = ""
+            if op.cost.params != held and not info.parametrized and fresh:
+                note = f"formula gives {op.cost.params:,} params, module holds {held:,}"
+            # the row holds the module's parameters not used before (a parametrization's originals are
+            # used by the rows that compute the weight from them), and parameters it takes as input
+            # (a learned query passed to a linear layer)
+            params = held if fresh else sum(p.numel() for n, p in owned if n not in attributed)
+            names = self._param_names
+            if x is None or id(x) in names:
+                fed = {names[id(t)] for t in inputs if id(t) in names} - owned_names
+                params += sum(self._param_numel(p) for p in fed if p not in attributed)
+                attributed.update(fed)
+            attributed.update(owned_names)
+            operands = inputs + owned_tensors
+            read = None
+            if self.autocast is not None:  # the module's inner ops read autocast copies: those are saved
+                if call.formula in _COMPOSITE_LOWER:  # its inner ops run outside the interceptor: cast here
+                    read = list(self.autocast_args("linear", tuple(operands), {})[0])
+                else:
+                    read = [self.cast_of(t) for t in operands]
+            cls = type(module)
+            self._record(info.name or cls.__name__, info.name, cls.__name__, call, op, in_shapes, output, params, note,
+                         cls, operands, info.inplace, read, stand_in is not None)
         return output
 
     def _own_tensors(self, module: nn.Module, info: _ModuleInfo) -> tuple[bool, torch.dtype | None, bool]:
@@ -565,38 +590,6 @@ class OpCounter:
         heads = () if bound.get("average_attn_weights", True) else (m.num_heads,)
         weights = (*((n,) if batched else ()), *heads, length, source)
         return out, _empty(weights, q.dtype, grad)
-
-    def _record_module(self, info: _ModuleInfo, module: nn.Module, call: FormulaCall, op: OpCost,
-                       in_shapes: tuple, inputs: list[torch.Tensor], x: torch.Tensor | None, output: Any,
-                       stand_in: bool) -> None:
-        """The row of a handled module (``x``: its one tensor input, if that is all it takes)."""
-        owned, owned_names, held, owned_tensors = info.owned or self._owned_params(info, module)
-        attributed = self._attributed
-        fresh = owned_names.isdisjoint(attributed)  # none of its parameters was used before
-        note = ""
-        if op.cost.params != held and not info.parametrized and fresh:
-            note = f"formula gives {op.cost.params:,} params, module holds {held:,}"
-        # the row holds the module's parameters not used before (a parametrization's originals are
-        # used by the rows that compute the weight from them), and parameters it takes as input
-        # (a learned query passed to a linear layer)
-        params = held if fresh else sum(p.numel() for n, p in owned if n not in attributed)
-        names = self._param_names
-        fed = {names[id(t)] for t in inputs if id(t) in names} if x is None or id(x) in names else None
-        if fed:
-            fed -= owned_names
-            params += sum(self._param_numel(p) for p in fed if p not in attributed)
-            attributed.update(fed)
-        attributed.update(owned_names)
-        operands = inputs + owned_tensors
-        read = None
-        if self.autocast is not None:  # the module's inner ops read autocast copies: those are saved
-            if call.formula in _COMPOSITE_LOWER:  # its inner ops run outside the interceptor: cast here
-                read = list(self.autocast_args("linear", tuple(operands), {})[0])
-            else:
-                read = [self.cast_of(t) for t in operands]
-        name = info.name
-        self._record(name or type(module).__name__, name, type(module).__name__, call, op, in_shapes,
-                     output, params, note, type(module), operands, info.inplace, read, stand_in)
 
     # ----------------------------------------------------------------- functions
 

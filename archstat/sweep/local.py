@@ -5,7 +5,8 @@ machine's usable cores are split into one disjoint set per worker (when there ar
 workers than cores, sets overlap). A cell goes to an idle worker, and a timing cell has its
 cores to itself (:func:`may_start`): it starts only where no other cell runs on them (and,
 on a GPU, while no other timing cell runs), and no cell starts on the cores of a running
-timing cell. Workers ignore Ctrl-C: the scheduler alone decides, and on an interrupt it
+timing cell; while one waits, counting cells stop doubling up on shared cores, so its cores
+come free. Workers ignore Ctrl-C: the scheduler alone decides, and on an interrupt it
 stops them and keeps every row already stored.
 
 A cell that fails in the model is a failed row sent back by its worker. A worker that
@@ -51,15 +52,17 @@ def core_sets(workers: int, cpus: list[int] | None = None) -> list[tuple[int, ..
     return [(cpus[i % len(cpus)],) for i in range(workers)]
 
 
-def may_start(timing: bool, cores: tuple[int, ...], running: list[tuple[bool, tuple[int, ...]]], gpu: bool) -> bool:
+def may_start(timing: bool, cores: tuple[int, ...], running: list[tuple[bool, tuple[int, ...]]], gpu: bool,
+              timing_waits: bool = False) -> bool:
     """May a cell (a timing cell if ``timing``) start on a worker pinned to ``cores``, while
     ``running`` cells (``(timing, cores)`` of each) run? Not on the cores of a running timing
     cell; a timing cell not beside any cell on its cores, nor, on a GPU, beside another
-    timing cell."""
+    timing cell. While a timing cell waits (``timing_waits``), a counting cell does not join
+    another cell on shared cores either, so that cores come free for it."""
     mine = set(cores)
     for other_timing, other_cores in running:
         shared = not mine.isdisjoint(other_cores)
-        if other_timing and (shared or (timing and gpu)) or timing and shared:
+        if other_timing and (shared or (timing and gpu)) or shared and (timing or timing_waits):
             return False
     return True
 
@@ -164,7 +167,8 @@ def run_local(cells: list[Cell], options: CellOptions, store_row: Callable[[dict
     def next_cell(worker: _Worker) -> Cell | None:
         """The first pending cell that may start on ``worker`` now (see :func:`may_start`)."""
         running = [(w.cell.timing, w.cores) for w in pool if w.cell is not None]
-        allowed = {timing: may_start(timing, worker.cores, running, gpu) for timing in (False, True)}
+        waits = any(c.timing for c in pending)
+        allowed = {timing: may_start(timing, worker.cores, running, gpu, waits) for timing in (False, True)}
         for i, cell in enumerate(pending):
             if allowed[cell.timing]:
                 del pending[i]

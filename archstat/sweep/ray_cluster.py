@@ -12,7 +12,10 @@ The driver places every task on a node itself (:func:`place`, from the CPUs the 
 reported when the sweep started), and only where the resources it asks for are free, so a
 task starts when it is sent and ``timeout`` counts its running time, not time spent in a
 queue. (Other jobs on the same cluster can still hold those resources; a task then waits for
-them, and that wait counts.)
+them, and that wait counts.) While a timing cell waits, counting cells stay off the timing
+nodes, so one comes free for it. A node offering several units of the timing resource still
+times one cell at a time. When a task fails, nodes that are gone are dropped; cells no live
+node can take are failed rows.
 
 Every node needs archstat (and the models' libraries) installed in the Python Ray runs.
 A task that crashes, is killed for memory, or outlives ``timeout`` seconds is a failed row;
@@ -84,15 +87,16 @@ def _connect(address: str) -> Any:
     return ray
 
 
-def place(timing: bool, free: dict[str, int], cpus: dict[str, int], timers: set[str], timing_busy: set[str]
-          ) -> str | None:
+def place(timing: bool, free: dict[str, int], cpus: dict[str, int], timers: set[str], timing_busy: set[str],
+          timing_waits: bool = False) -> str | None:
     """The node a cell starts on now, or None where none can take it: for a timing cell a node
     of ``timers`` (offering the timing resource) not timing and with every one of its ``cpus``
     free; for any other cell a node with a ``free`` CPU and no timing cell, nodes that do not
-    time first, then the one with the most free CPUs."""
+    time first, then the one with the most free CPUs; while a timing cell waits
+    (``timing_waits``), no timing node, so that one comes free for it."""
     if timing:
         return next((n for n in sorted(timers) if n not in timing_busy and cpus[n] and free[n] == cpus[n]), None)
-    nodes = [n for n in free if free[n] > 0 and n not in timing_busy]
+    nodes = [n for n in free if free[n] > 0 and n not in timing_busy and not (timing_waits and n in timers)]
     return min(nodes, key=lambda n: (n in timers, -free[n], n), default=None)
 
 
@@ -126,16 +130,27 @@ def run_ray(cells: list[Cell], options: CellOptions, store_row: Callable[[dict],
                 tick(row)
 
         def release(cell: Cell, node: str) -> None:
+            if node not in cpus:  # a lost node
+                return
             if cell.timing:
                 timing_busy.discard(node)
                 free[node] = cpus[node]
             else:
                 free[node] += 1
 
+        def drop_lost_nodes() -> None:
+            """Forget the nodes that are gone (a task bound to one would fail at once)."""
+            alive = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+            for node in [n for n in cpus if n not in alive]:
+                del cpus[node], free[node]
+                timers.discard(node)
+                timing_busy.discard(node)
+
         try:
             while pending or flight:
+                waits = any(c.timing for c in pending)
                 for cell in list(pending):
-                    node = place(cell.timing, free, cpus, timers, timing_busy)
+                    node = place(cell.timing, free, cpus, timers, timing_busy, waits)
                     if node is None:
                         continue
                     pending.remove(cell)
@@ -149,6 +164,12 @@ def run_ray(cells: list[Cell], options: CellOptions, store_row: Callable[[dict],
                         free[node] -= 1
                         ref = remote.options(num_cpus=1, scheduling_strategy=strategy).remote(cell.key, options, None)
                     flight[ref] = (cell, time.monotonic(), node)
+                if not flight:  # no live node can take what is left
+                    for cell in pending:
+                        finish(failed_row(cell, "no live node of the Ray cluster offers what it needs"
+                                          + (f" (the resource {timing_resource!r} and CPUs)" if cell.timing else
+                                             " (a CPU)"), None, target, target))
+                    break
                 done, _ = ray.wait(list(flight), num_returns=1, timeout=_TICK)
                 for ref in done:
                     cell, started, node = flight.pop(ref)
@@ -159,6 +180,7 @@ def run_ray(cells: list[Cell], options: CellOptions, store_row: Callable[[dict],
                         first = str(exc).splitlines()[0] if str(exc) else ""
                         reason = f"the Ray task failed: {type(exc).__name__}: {first}"
                         row = failed_row(cell, reason, round(time.monotonic() - started, 3), target, target)
+                        drop_lost_nodes()
                     finish(row)
                 now = time.monotonic()
                 for ref, (cell, started, node) in list(flight.items()):

@@ -67,6 +67,9 @@ def test_a_timing_cell_has_its_cores_to_itself() -> None:
     assert may_start(True, (0,), [(False, (1,)), timing_on_1], gpu=False)  # other cores: no contention
     assert not may_start(True, (0,), [timing_on_1], gpu=True)  # one GPU: one timing cell at a time
     assert may_start(False, (0,), [timing_on_1], gpu=True)  # counting runs on the CPU
+    assert may_start(False, (0,), [count_on_0], gpu=False)  # counting cells may share a core ...
+    assert not may_start(False, (0,), [count_on_0], gpu=False, timing_waits=True)  # ... unless a timing cell waits
+    assert may_start(False, (1,), [count_on_0], gpu=False, timing_waits=True)  # a core of its own: it runs
 
 
 def test_ray_cells_are_placed_where_their_resources_are_free() -> None:
@@ -78,7 +81,9 @@ def test_ray_cells_are_placed_where_their_resources_are_free() -> None:
     assert place(False, {"a": 4, "b": 0}, cpus, timers, set()) == "a"  # then to a timing node with a free CPU
     assert place(True, dict(cpus), cpus, timers, set()) == "a"  # a timing cell takes a whole timing node ...
     assert place(True, {"a": 3, "b": 2}, cpus, timers, set()) is None  # ... only with every CPU of it free
-    assert place(False, {"a": 0, "b": 0}, cpus, timers, {"a"}) is None  # nothing beside a timing cell
+    assert place(False, {"a": 4, "b": 0}, cpus, timers, {"a"}) is None  # nothing beside a timing cell
+    assert place(False, {"a": 4, "b": 0}, cpus, timers, set(), timing_waits=True) is None  # "a" kept for timing
+    assert place(False, {"a": 4, "b": 1}, cpus, timers, set(), timing_waits=True) == "b"
     assert place(True, dict(cpus), cpus, timers, {"a"}) is None  # one timing cell per timing node
     assert place(True, {"c": 0}, {"c": 0}, {"c"}, set()) is None  # a timing node without CPUs never times
 
