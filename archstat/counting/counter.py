@@ -259,21 +259,12 @@ class OpCounter:
         self._serial = itertools.count(1)
         self._fresh = itertools.count(-1, -1)
         self._fixed: dict[int, tuple[torch.Tensor, TensorRef]] = {}  # parameters and buffers: read once
-        fixed, storages, serial = self._fixed, self._storages, self._serial
+        fixed = self._fixed
         with _no_torch_function():
             for t in (*parameters, *_subtree_tensors(modules, "_buffers")):
-                if isinstance(t, UNINITIALIZED):
-                    continue
-                try:
-                    storage = t.untyped_storage()
-                except (RuntimeError, NotImplementedError):
+                if not isinstance(t, UNINITIALIZED):
                     key, nbytes = self._storage_key(t)
-                else:  # _storage_key, for tensors the run holds (see ref)
-                    entry = storages.get(storage._cdata)
-                    if entry is None:
-                        entry = storages[storage._cdata] = (next(serial), None, storage)
-                    key, nbytes = entry[0], storage.nbytes()
-                fixed[id(t)] = (t, _tensor_ref((key, nbytes, t.element_size(), True, t.requires_grad)))
+                    fixed[id(t)] = (t, _tensor_ref((key, nbytes, t.element_size(), True, t.requires_grad)))
         self._param_keys = {r.key for _, r in fixed.values()}
 
     @property

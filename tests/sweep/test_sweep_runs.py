@@ -141,8 +141,8 @@ def test_export_csv_and_parquet(tmp_path: Path) -> None:
     ok = next(r for r in rows if r["cell"] == "squeezenet1_1|default|b1|count")
     assert int(ok["params"]) == 1_235_496 and round(int(ok["madds"]) / 1e9, 2) == 0.35
     assert [r["cell"] for r in rows if r["status"] == "failed"] == [f"{FAILING}|{TINY}|b1|count"]
-    pd = pytest.importorskip("pandas")
-    pytest.importorskip("pyarrow")
+    pytest.importorskip("pyarrow", reason="parquet export needs pyarrow (archstat[reports]; archstat[test] has it)")
+    import pandas as pd  # a dependency of archstat
     assert export(db, tmp_path / "out.parquet") == 4
     frame = pd.read_parquet(tmp_path / "out.parquet")
     assert list(frame["status"]) == [r["status"] for r in rows]
@@ -174,7 +174,7 @@ def _closed_port() -> int:
 @pytest.fixture
 def ray_head():
     """A local Ray head on 127.0.0.1 with 2 CPUs, stopped afterwards (only its own processes)."""
-    pytest.importorskip("ray")
+    pytest.importorskip("ray", reason="--ray needs Ray (archstat[ray]; archstat[test] has it)")
     if not Path("/proc").is_dir():
         pytest.skip("stopping only this test's Ray processes needs /proc")
     from archstat.sweep.ray_cluster import head_processes, local_head
