@@ -614,8 +614,8 @@ class OpCounter:
         shape = cast(tuple[int, ...], op.output_shape)  # shape-only ops have one output
         channels_last = len(shape) == 4 and first.dim() == 4 and not first.is_contiguous() \
             and first.is_contiguous(memory_format=torch.channels_last)
-        out = torch.empty(shape, dtype=dtype, device="meta",
-                          memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        out = torch.empty(shape, dtype=dtype, device=_META, memory_format=torch.channels_last) if channels_last \
+            else torch.empty(shape, dtype=dtype, device=_META)
         if torch.is_grad_enabled() and out.is_floating_point() and any(t.requires_grad for t in tensors):
             out = _with_grad(out)  # the stand-in carries what autograd would: a gradient is needed
         return call, op, out
@@ -829,22 +829,45 @@ def _contiguous_layout(args: tuple, kwargs: dict) -> torch.Tensor | None:
 
 def _reshape_layout(args: tuple, kwargs: dict) -> torch.Tensor | None:
     """``x.reshape(shape)``: the view torch returns where the strides allow one, else a contiguous
-    copy of the shape (torch's rule, resolving one ``-1`` the same way)."""
+    copy of the shape (torch's rule, resolving one ``-1`` the same way). Whether they allow one
+    is :func:`_viewable`'s answer, not a failed ``view`` (a raised error costs 20 us)."""
     x = args[0]
     shape = args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:] or kwargs.get("shape")
     if not shape or set(kwargs) - {"shape"} or not all(type(d) is int for d in shape):
         return None
-    try:
-        return x.view(shape)
-    except RuntimeError:  # not viewable (or a size torch refuses: reshape below raises it)
-        pass
     dims = list(shape)
+    numel = x.numel()
     if dims.count(-1) == 1:
         known = prod(d for d in dims if d != -1)
-        dims[dims.index(-1)] = x.numel() // known if known else -1
-    if any(d < 0 for d in dims) or prod(dims) != x.numel():
-        return None
+        dims[dims.index(-1)] = numel // known if known else -1
+    if any(d < 0 for d in dims) or prod(dims) != numel:
+        return None  # a size torch refuses: let it say why
+    if x.is_contiguous() or _viewable(tuple(x.shape), x.stride(), dims):
+        return x.view(dims)
     return _empty(tuple(dims), x.dtype, False)
+
+
+def _viewable(shape: tuple[int, ...], strides: tuple[int, ...], new: Sequence[int]) -> bool:
+    """Can a tensor of ``shape`` and ``strides`` be viewed as ``new`` (same number of elements)?
+    torch's rule (``computeStride`` in ATen's ``TensorUtils.cpp``): split ``shape`` into chunks
+    of dimensions that are contiguous among themselves (``strides[i] == shape[i + 1] *
+    strides[i + 1]``, size-1 dimensions joining either side); ``new`` must split into chunks of
+    the same sizes, in order. No elements, or a 0-d tensor: always."""
+    if not shape or 0 in shape:
+        return True
+    view_d = len(new) - 1
+    base_stride, tensor_numel, view_numel = strides[-1], 1, 1
+    for d in range(len(shape) - 1, -1, -1):
+        tensor_numel *= shape[d]
+        if d == 0 or (shape[d - 1] != 1 and strides[d - 1] != tensor_numel * base_stride):  # a chunk ends at d
+            while view_d >= 0 and (view_numel < tensor_numel or new[view_d] == 1):
+                view_numel *= new[view_d]
+                view_d -= 1
+            if view_numel != tensor_numel:
+                return False
+            if d > 0:
+                base_stride, tensor_numel, view_numel = strides[d - 1], 1, 1
+    return view_d == -1
 
 
 def _index_layout(args: tuple, kwargs: dict) -> torch.Tensor | None:

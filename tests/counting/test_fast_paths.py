@@ -21,10 +21,12 @@ from typing import Any, Callable
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import archstat
-from archstat.counting.counter import STAND_IN_FORMULAS, OpCounter
+from archstat.counting.counter import STAND_IN_FORMULAS, OpCounter, _viewable
 from archstat.counting.handlers import handler_for_module
 from archstat.counting.shadow import shadow_copy
 from archstat.errors import InputShapeError
@@ -260,6 +262,56 @@ def test_layouts_given_without_torch_agree_with_running_them(mode: str) -> None:
     assert strict.outputs == fast.outputs and strict.free_ops == fast.free_ops
     assert (fast.saved_bytes, fast.peak_train_bytes, fast.backward_madds) == \
         (strict.saved_bytes, strict.peak_train_bytes, strict.backward_madds)
+
+
+@st.composite
+def _strided_and_new_shape(draw: st.DrawFn) -> tuple[torch.Tensor, list[int]]:
+    """A meta tensor with the strides models make (permuted, sliced with a step, expanded,
+    size-1 and empty dimensions) and another shape of as many elements."""
+    shape = draw(st.lists(st.sampled_from([0, 1, 1, 2, 3, 4, 6]), min_size=0, max_size=5))
+    x = torch.empty(shape, device="meta")
+    if x.dim():
+        x = x.permute(draw(st.permutations(range(x.dim()))))
+        dim = draw(st.integers(0, x.dim() - 1))
+        if draw(st.booleans()):
+            x = x[(slice(None),) * dim + (slice(None, None, draw(st.integers(1, 2))),)]
+        if draw(st.booleans()) and x.shape[dim] == 1:
+            x = x.expand(*x.shape[:dim], 3, *x.shape[dim + 1:])
+    factors = [p for p in (2, 3, 5) for _ in range(8) if x.numel() and x.numel() % p ** (_ + 1) == 0]
+    new = [1] * draw(st.integers(0, 2)) + [x.numel()] if x.numel() else [0, *draw(st.lists(st.integers(1, 3)))]
+    for p in draw(st.permutations(factors)) if x.numel() else ():  # split the elements into factors
+        i = draw(st.integers(0, len(new) - 1))
+        if new[i] % p == 0 and draw(st.booleans()):
+            new[i] //= p
+            new.insert(draw(st.integers(0, len(new))), p)
+    return x, new
+
+
+@settings(max_examples=400, deadline=None)
+@given(_strided_and_new_shape())
+def test_viewable_is_what_torch_view_allows(case: tuple[torch.Tensor, list[int]]) -> None:
+    """The oracle is torch itself: ``view`` raises exactly where the strides allow no view."""
+    x, new = case
+    try:
+        x.view(new)
+        allowed = True
+    except RuntimeError:
+        allowed = False
+    assert _viewable(tuple(x.shape), x.stride(), new) is allowed
+
+
+def test_viewable_on_swin_windows() -> None:
+    """By hand, Swin's window partition: (1, 8, 7, 8, 7, 96) permuted (0, 1, 3, 2, 4, 5) has shape
+    (1, 8, 8, 7, 7, 96) and strides (301056, 37632, 672, 5376, 96, 1). Its contiguous chunks, from
+    the right: (7, 96) (96 = 96 * 1), then 7 (5376 != 7 * 96), 8 (672 != 7 * 5376), and (1, 8).
+    So (64, 49, 96) needs the two 8s merged and copies; (1, 8, 8, 7, 7, 2, 48) splits only the
+    last chunk and is a view; after ``contiguous()`` everything is one chunk."""
+    x = torch.empty(1, 8, 7, 8, 7, 96, device="meta").permute(0, 1, 3, 2, 4, 5)
+    assert x.stride() == (301056, 37632, 672, 5376, 96, 1)
+    assert not _viewable(tuple(x.shape), x.stride(), [64, 49, 96])
+    assert _viewable(tuple(x.shape), x.stride(), [1, 8, 8, 7, 7, 2, 48])
+    y = x.contiguous()
+    assert _viewable(tuple(y.shape), y.stride(), [64, 49, 96])
 
 
 def test_layout_outputs_are_what_torch_returns() -> None:
