@@ -33,7 +33,6 @@ they can count. ``records`` is the number of rows archstat counts and ``us_per_o
 from __future__ import annotations
 
 import argparse
-import csv
 import gc
 import json
 import resource
@@ -148,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(worker(*args.worker, args.repeats, args.threads)))
         return 0
 
-    from archstat.reports.writers import write_atomic
+    from archstat.reports.writers import render, write_atomic
 
     models, tools = args.models.split(","), args.tools.split(",")
     best: dict[tuple[str, str], dict] = {}
@@ -179,9 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                "records", "us_per_op", "speedup_warm", "speedup_from_name", "error"]
     out = Path(args.out)
     with write_atomic(out) as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+        fh.write(render(rows, "csv", columns))
     print(f"wrote {out}")
     return 0
 

@@ -22,7 +22,6 @@ process per model (thread CPU time, so another process on the shared machine doe
 from __future__ import annotations
 
 import argparse
-import csv
 import gc
 import json
 import subprocess
@@ -129,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(worker(args.worker, args.repeats)))
         return 0
 
-    from archstat.reports.writers import write_atomic
+    from archstat.reports.writers import render, write_atomic
 
     rows = []
     for name in args.models.split(","):
@@ -145,9 +144,7 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
     out = Path(args.out)
     with write_atomic(out) as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+        fh.write(render(rows, "csv", COLUMNS))
     print(f"wrote {out}")
     return 0
 
