@@ -16,8 +16,6 @@ cells were ok and failed, and whether the three databases hold the same counts.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
 import shutil
 import sqlite3
@@ -71,7 +69,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/bench_sweep.csv")
     parser.add_argument("--keep", metavar="DIR", help="keep every configuration's database in DIR")
     args = parser.parse_args()
-    from archstat.reports.writers import write_atomic
+    from archstat.reports.writers import render, write_atomic
 
     rows, reference = [], None
     with tempfile.TemporaryDirectory(prefix="bench_sweep") as tmp:
@@ -87,12 +85,8 @@ def main() -> None:
                 shutil.copyfile(Path(tmp) / f"{config.strip()}.sqlite", Path(args.keep) / f"{config.strip()}.sqlite")
             print(f"{row['config']}: {row['cells']} cells ({row['failed']} failed) in {row['wall_s']} s, "
                   f"{row['cells_per_s']} cells/s", file=sys.stderr)
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=FIELDS)
-    writer.writeheader()
-    writer.writerows(rows)
     with write_atomic(args.out) as fh:
-        fh.write(text.getvalue())
+        fh.write(render(rows, "csv", FIELDS))
     print(f"wrote {args.out}", file=sys.stderr)
 
 

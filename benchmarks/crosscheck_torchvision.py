@@ -19,7 +19,6 @@ For each model (random weights, its published input size, batch 1) runs
 from __future__ import annotations
 
 import argparse
-import csv
 import fnmatch
 import gc
 import sys
@@ -32,7 +31,7 @@ import archstat
 from archstat.crosscheck import TOOLS, CheckReport
 from archstat.crosscheck.reconcile import close
 from archstat.models import torchvision_models
-from archstat.reports.writers import write_atomic
+from archstat.reports.writers import render, write_atomic
 
 
 def gap_text(report: CheckReport, tool: str) -> str:
@@ -88,9 +87,7 @@ def type_rows(report: CheckReport) -> list[dict]:
 
 def write_csv(path: Path, rows: list[dict]) -> None:
     with write_atomic(path) as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+        fh.write(render(rows, "csv"))
 
 
 def headline(rows: list[dict]) -> list[str]:

@@ -43,7 +43,7 @@ from collections import Counter
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from archstat.reports.writers import write_atomic
+from archstat.reports.writers import render, write_atomic
 
 TOLERANCE = 0.005  # relative, FlopCounterMode against archstat's torch convention
 CHECK_MODEL = "vit_base_patch16_224"  # attention-heavy: FlopCounterMode misses fused attention on it
@@ -254,9 +254,7 @@ def read_rows(path: Path) -> list[dict]:
 
 def write_rows(path: Path, rows: list[dict], fields: tuple[str, ...] | list[str]) -> None:
     with write_atomic(path) as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(fields))
-        writer.writeheader()
-        writer.writerows(rows)
+        fh.write(render(rows, "csv", fields))
 
 
 def as_text(row: dict) -> dict:

@@ -25,7 +25,6 @@ Writes a CSV; exit status 1 if a deterministic model disagrees or anything is un
 from __future__ import annotations
 
 import argparse
-import csv
 import fnmatch
 import sys
 import time
@@ -38,7 +37,7 @@ import archstat
 from archstat.errors import FormulaMismatchWarning
 from archstat.models import input_spec, torchvision_models, torchvision_task
 from archstat.published import agrees_with_printed
-from archstat.reports.writers import write_atomic
+from archstat.reports.writers import render, write_atomic
 
 TOLERANCE = 0.005  # relative, on madds
 
@@ -111,9 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with write_atomic(out) as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+        fh.write(render(rows, "csv"))
     return 0 if ok == len(rows) else 1
 
 

@@ -24,7 +24,6 @@ in a fresh process (the real passes of the largest models hold several GB).
 from __future__ import annotations
 
 import argparse
-import csv
 import fnmatch
 import gc
 import multiprocessing
@@ -38,7 +37,7 @@ import torch
 import archstat
 from archstat.counting.inputs import SEED
 from archstat.models import create_model, input_spec, torchvision_models
-from archstat.reports.writers import write_atomic
+from archstat.reports.writers import render, write_atomic
 from archstat.training.measure import _saved_in_forward, _scalar, measure_step
 
 MADDS_TOLERANCE = 0.005
@@ -152,9 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{ok}/{len(rows)} within 0.5% of FlopCounterMode; {saved_ok}/{len(rows)} saved bytes within 2%")
     out.parent.mkdir(parents=True, exist_ok=True)
     with write_atomic(out) as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+        fh.write(render(rows, "csv"))
     return 0
 
 

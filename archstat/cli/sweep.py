@@ -50,9 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_timing_options(p)
     restate_help(p, "--threads", "intra-op threads of a latency cell (default: the cores its worker is pinned to)")
     output = group(p, "output")
-    output.add_argument("--out", default="sweep.sqlite", metavar="FILE",
+    output.add_argument("--out", dest="db", default="sweep.sqlite", metavar="FILE",
                         help="the SQLite results database, created if missing, resumed if present (default "
-                             "sweep.sqlite)")
+                             "sweep.sqlite); with --export and no --models, only read")
     output.add_argument("--export", metavar="FILE",
                         help="then write every row to FILE: .csv, or .parquet (needs pyarrow)")
     output.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
@@ -61,16 +61,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from archstat.errors import ArchstatError
-    from archstat.reports.writers import check_output_file
-    from archstat.sweep import EXPORT_FORMATS, CellOptions, export, sweep
+    from archstat.sweep import CellOptions, check_export, export, sweep
     from archstat.sweep.progress import duration
 
-    if args.export:
-        from pathlib import Path
-
-        if Path(args.export).suffix.lower() not in EXPORT_FORMATS:
-            raise ArchstatError(f"--export writes {' or '.join(EXPORT_FORMATS)} files, not {args.export!r}")
-        check_output_file(args.export)
+    if args.export:  # before any cell runs
+        check_export(args.db, args.export)
     if not args.models and not args.export:
         raise ArchstatError("give --models to sweep (or --export to write an existing database)")
     for name, value in (("--warmup", args.warmup), ("--repeats", args.repeats), ("--threads", args.threads)):
@@ -85,18 +80,18 @@ def run(args: argparse.Namespace) -> int:
                           repeats=repeats)
     if args.models:
         try:
-            summary = sweep(args.models, db=args.out, sizes=args.sizes, batches=args.batch, metrics=args.metrics,
+            summary = sweep(args.models, db=args.db, sizes=args.sizes, batches=args.batch, metrics=args.metrics,
                             workers=args.workers, ray=args.ray, timing_resource=args.timing_resource,
                             timeout=args.timeout, retry_failed=args.retry_failed, options=options,
                             progress=not args.no_progress)
         except KeyboardInterrupt:
-            print(f"archstat: sweep interrupted; every finished cell is in {args.out}: rerun the same command to "
+            print(f"archstat: sweep interrupted; every finished cell is in {args.db}: rerun the same command to "
                   "resume", file=sys.stderr)
             raise
-        print(f"archstat: {summary.cells} cells: {summary.skipped} already in {args.out}, {summary.ok} ok, "
+        print(f"archstat: {summary.cells} cells: {summary.skipped} already in {args.db}, {summary.ok} ok, "
               f"{summary.failed} failed, in {duration(summary.seconds)} ({summary.cells_per_second:.2f} cells/s, "
               f"{summary.backend})", file=sys.stderr)
     if args.export:
-        n = export(args.out, args.export)
+        n = export(args.db, args.export)
         print(f"archstat: wrote {n} rows to {args.export}", file=sys.stderr)
     return 0

@@ -53,7 +53,7 @@ from archstat.counting.autocast import cast_target
 from archstat.counting.handlers import (BOOL_RESULT, FREE, FREE_FUNCTIONS, METADATA_FUNCTIONS, SHAPE_ONLY_FUNCTIONS,
                                         FormulaCall, ModuleRule, NeedsValuesError, RefusedOpError, call_handler,
                                         handler_for_module, normalise_name)
-from archstat.counting.shadow import UNINITIALIZED
+from archstat.counting.shadow import META, UNINITIALIZED
 from archstat.counting.stats import OpRecord, TensorRef, format_shape
 from archstat.errors import FormulaMismatchWarning, InputShapeError, InputTooSmallError, RefusedError
 from archstat.formulas import Cost, EmptyOutputError, OpCost, ShapeError
@@ -73,7 +73,6 @@ _no_torch_function = torch._C.DisableTorchFunction
 #: ``TensorRef`` from a tuple of its fields, without the named tuple's Python ``__new__`` (a count makes
 #: several per op).
 _tensor_ref: Callable[[tuple], TensorRef] = partial(tuple.__new__, TensorRef)
-_META = torch.device("meta")
 
 
 def flat_tensors(value: Any) -> list[torch.Tensor]:
@@ -173,7 +172,7 @@ def _subtree_tensors(modules: Sequence[nn.Module], attr: str) -> list[torch.Tens
 
 def _empty(shape: tuple[int, ...], dtype: torch.dtype, requires_grad: bool) -> torch.Tensor:
     """A contiguous meta stand-in; it needs a gradient where autograd would give it one."""
-    out = torch.empty(shape, dtype=dtype, device=_META)
+    out = torch.empty(shape, dtype=dtype, device=META)
     return _with_grad(out) if requires_grad and torch.is_grad_enabled() else out
 
 
@@ -614,8 +613,8 @@ class OpCounter:
         shape = cast(tuple[int, ...], op.output_shape)  # shape-only ops have one output
         channels_last = len(shape) == 4 and first.dim() == 4 and not first.is_contiguous() \
             and first.is_contiguous(memory_format=torch.channels_last)
-        out = torch.empty(shape, dtype=dtype, device=_META, memory_format=torch.channels_last) if channels_last \
-            else torch.empty(shape, dtype=dtype, device=_META)
+        out = torch.empty(shape, dtype=dtype, device=META, memory_format=torch.channels_last) if channels_last \
+            else torch.empty(shape, dtype=dtype, device=META)
         if torch.is_grad_enabled() and out.is_floating_point() and any(t.requires_grad for t in tensors):
             out = _with_grad(out)  # the stand-in carries what autograd would: a gradient is needed
         return call, op, out

@@ -41,7 +41,7 @@ from torch.nn.utils.weight_norm import WeightNorm
 
 from archstat.errors import CountError
 
-__all__ = ["shadow_copy", "unique_tensors", "has_uninitialized", "KEPT_HOOKS", "UNINITIALIZED"]
+__all__ = ["shadow_copy", "unique_tensors", "has_uninitialized", "KEPT_HOOKS", "UNINITIALIZED", "META"]
 
 #: Lazy modules' parameters and buffers before their first call: no shape yet (torch's stubs do not
 #: export the mixin both classes share).
@@ -66,7 +66,8 @@ _ATOMIC = frozenset({type(None), bool, int, float, complex, str, bytes, type, ra
                      types.BuiltinFunctionType, type(Ellipsis), type(NotImplemented), torch.dtype, torch.device,
                      torch.layout, torch.memory_format})
 _EMPTY_CONTAINERS = (dict, OrderedDict, set, list)
-_META = torch.device("meta")
+#: The device of the stand-ins (and of the counter's planned outputs).
+META = torch.device("meta")
 
 
 def unique_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
@@ -83,7 +84,7 @@ def unique_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
 def _stand_in(t: torch.Tensor, device: str) -> torch.Tensor:
     if isinstance(t, UNINITIALIZED):  # torch's stubs omit device and dtype
         return type(t)(requires_grad=t.requires_grad, device=device, dtype=t.dtype)  # type: ignore[call-overload]
-    data = torch.empty_like(t, device=_META) if device == "meta" else t.detach().to(device, copy=True)
+    data = torch.empty_like(t, device=META) if device == "meta" else t.detach().to(device, copy=True)
     if type(t) is nn.Parameter:  # what nn.Parameter(data, requires_grad) makes of a plain tensor
         return torch.Tensor._make_subclass(nn.Parameter, data, t.requires_grad)
     if type(t) is not torch.Tensor and isinstance(t, nn.Parameter):

@@ -64,8 +64,10 @@ AXES = {
 
 
 def sweep_points(db: str | Path) -> tuple[list[SweepPoint], list[str]]:
-    """The points of the sweep at ``db`` and the models left out (no published accuracy at
-    their size), as ``"model at size"``."""
+    """The points of the sweep at ``db`` and the models left out, as ``"model at size"`` (no
+    published accuracy at that size) or ``"model at size (timed, not counted)"`` (latency rows
+    but no count to plot them at). A point's costs come from its ``count`` row of the smallest
+    batch; a ``train`` row (a training-mode forward) only where the model has no ``count`` row."""
     from archstat.accuracy import published_accuracy
     from archstat.models import default_input_size
     from archstat.sweep.store import ResultStore
@@ -78,13 +80,14 @@ def sweep_points(db: str | Path) -> tuple[list[SweepPoint], list[str]]:
         side = row["size"] if row["size"] is not None else _published_side(row["model"], default_input_size)
         key = (row["model"], side)
         if row["metric"] in ("count", "train") and row["madds"] is not None:
-            if key not in counts or row["batch"] < counts[key]["batch"]:
+            if key not in counts or _preference(row) < _preference(counts[key]):
                 counts[key] = row
         elif row["metric"] == "latency" and row["median_ms"] is not None:
             seen = latencies.setdefault(key, {})
             if row["machine"] not in seen or row["batch"] < seen[row["machine"]][0]:
                 seen[row["machine"]] = (row["batch"], row["median_ms"])
-    points, missing = [], []
+    points: list[SweepPoint] = []
+    missing = [f"{model} at {side} (timed, not counted)" for model, side in sorted(set(latencies) - set(counts))]
     for (model, side), row in sorted(counts.items()):
         accuracy = published_accuracy(model, side)
         if accuracy is None:
@@ -95,6 +98,11 @@ def sweep_points(db: str | Path) -> tuple[list[SweepPoint], list[str]]:
                                  row["mem_access_bytes"] / batch,
                                  {m: ms for m, (_, ms) in latencies.get((model, side), {}).items()}))
     return points, missing
+
+
+def _preference(row: dict) -> tuple[bool, int]:
+    """Which of a model's count rows gives its point: inference counts first, then the smallest batch."""
+    return row["metric"] != "count", row["batch"]
 
 
 def _published_side(model: str, default_input_size) -> int:
@@ -116,11 +124,20 @@ def pareto_front(costs: Sequence[float], accuracies: Sequence[float]) -> list[in
     return front
 
 
-def _labels(models: list[str]) -> list[str]:
-    """Names without ``timm:``, unless that would make two labels alike (timm's and torchvision's
-    ``convnext_tiny``)."""
-    short = [m.removeprefix(TIMM_PREFIX) for m in models]
-    return [s if short.count(s) == 1 else m for s, m in zip(short, models)]
+#: Each family's colour, the same in every figure.
+FAMILY_COLOURS = {family: OKABE_ITO[i] for i, family in enumerate(("timm", "torchvision", "zoo"))}
+
+
+def _labels(points: Sequence[SweepPoint], among: Sequence[SweepPoint]) -> list[str]:
+    """Names of ``points`` without ``timm:``, unless that would make two labels alike (timm's and
+    torchvision's ``convnext_tiny``), with the size where the model is in ``among`` at several."""
+    short = {p.model: p.model.removeprefix(TIMM_PREFIX) for p in among}
+    names = list(short.values())
+    sizes: dict[str, set[int]] = {}
+    for p in among:
+        sizes.setdefault(p.model, set()).add(p.size)
+    return [(short[p.model] if names.count(short[p.model]) == 1 else p.model)
+            + (f" ({p.size})" if len(sizes[p.model]) > 1 else "") for p in points]
 
 
 def draw_pareto(points: list[SweepPoint], axis: str, machine: str | None) -> plt.Figure:
@@ -131,15 +148,15 @@ def draw_pareto(points: list[SweepPoint], axis: str, machine: str | None) -> plt
     xs = [float(cost(p, machine)) for p in chosen]
     ys = [p.top1 for p in chosen]
     front = pareto_front(xs, ys)
-    families = sorted({p.family for p in chosen})
-    colour = {f: OKABE_ITO[i] for i, f in enumerate(families)}
+    families = [f for f in FAMILY_COLOURS if any(p.family == f for p in chosen)]
+    colour = FAMILY_COLOURS
     with paper_style():
         fig, ax = plt.subplots(figsize=(DOUBLE_COLUMN, 4.6), layout="constrained")
         others = [i for i in range(len(chosen)) if i not in front]
         for family in families:
             mine = [i for i in others if chosen[i].family == family]
             ax.scatter([xs[i] for i in mine], [ys[i] for i in mine], s=12, color=colour[family], alpha=0.35,
-                       linewidth=0, label=f"{family}")
+                       linewidth=0, label=family if mine else None)
         ax.plot([xs[i] for i in front], [ys[i] for i in front], color="0.2", linewidth=0.8, zorder=2,
                 drawstyle="steps-post")
         for family in families:
@@ -153,8 +170,10 @@ def draw_pareto(points: list[SweepPoint], axis: str, machine: str | None) -> plt
         ax.margins(x=0.08, y=0.08)
         ax.set_xlabel(xlabel + (f"\n{machine}" if machine else ""))
         ax.set_ylabel("ImageNet-1k top-1 accuracy (%, published)")
-        fig.legend(loc="outside right upper", title=f"{len(chosen)} models")
-        place_labels(ax, [xs[i] for i in front], [ys[i] for i in front], _labels([chosen[i].model for i in front]),
+        models = len({p.model for p in chosen})
+        title = f"{models} models" + (f", {len(chosen)} points" if len(chosen) != models else "")
+        fig.legend(loc="outside right upper", title=title)
+        place_labels(ax, [xs[i] for i in front], [ys[i] for i in front], _labels([chosen[i] for i in front], chosen),
                      [28.0] * len(front))
         for text in ax.texts:  # the front's line may pass behind a label: keep the label readable
             text.set_bbox({"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 0.3})
@@ -170,8 +189,10 @@ def generate_from_sweep(db: str | Path, out: str | Path) -> list[Path]:
     ``sweep_points.csv|md`` and an index ``README.md``; returns the files written."""
     points, missing = sweep_points(db)
     if not points:
-        raise ArchstatError(f"{db}: no counted model with a published accuracy at its size; a sweep of "
-                            "classification models (--metrics count) gives points")
+        listed = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+        raise ArchstatError(f"{db}: nothing to plot: no counted model has a published ImageNet accuracy at the "
+                            f"size it was counted at ({listed or 'no count rows'}); accuracies are published at "
+                            "the models' own sizes (sweep classification models with --sizes default)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     machines = sorted({m for p in points for m in p.latency_ms})
@@ -207,8 +228,8 @@ def generate_from_sweep(db: str | Path, out: str | Path) -> list[Path]:
         lines += [f"## {stem}", "", f"![{stem}]({stem}.png)", "", f"{caption} ([PDF]({stem}.pdf))", ""]
     lines += ["## Points", "", rendered["markdown"].strip(), ""]
     if missing:
-        lines += [f"Not plotted (no published accuracy at the size counted): {len(missing)} models: "
-                  f"{', '.join(missing)}.", ""]
+        lines += [f"Not plotted (no published accuracy at the size counted, or timed but not counted): "
+                  f"{len(missing)} models: {', '.join(missing)}.", ""]
     with write_atomic(out / "README.md") as fh:
         fh.write("\n".join(lines))
     return written + [out / "README.md"]
@@ -219,7 +240,7 @@ def _point_rows(points: list[SweepPoint], machines: list[str]) -> list[dict]:
     for axis in ("madds", "mem_access"):
         cost = AXES[axis][0]
         xs = [float(cost(p, None)) for p in points]
-        fronts[axis] = {points[i].model for i in pareto_front(xs, [p.top1 for p in points])}
+        fronts[axis] = {(points[i].model, points[i].size) for i in pareto_front(xs, [p.top1 for p in points])}
     rows = []
     for p in sorted(points, key=lambda p: p.madds):
         row = {"model": p.model, "size": p.size, "top1": p.top1, "params": p.params,
@@ -227,8 +248,8 @@ def _point_rows(points: list[SweepPoint], machines: list[str]) -> list[dict]:
         for machine in machines:
             ms = p.latency_ms.get(machine)
             row[f"ms {machine}"] = "" if ms is None else round(ms, 3)
-        row.update({"front madds": "yes" if p.model in fronts["madds"] else "",
-                    "front mem access": "yes" if p.model in fronts["mem_access"] else "",
+        row.update({"front madds": "yes" if (p.model, p.size) in fronts["madds"] else "",
+                    "front mem access": "yes" if (p.model, p.size) in fronts["mem_access"] else "",
                     "family": p.family, "source": p.source})
         rows.append(row)
     return rows

@@ -79,7 +79,10 @@ def _target(path: str | os.PathLike) -> tuple[Path, bool]:
 
 def check_output_file(path: str | os.PathLike) -> None:
     """Raise :class:`OutputPathError` unless :func:`write_atomic` can write ``path``: its
-    folder exists and is writable, and it is not a directory, a socket or a read-only file."""
+    folder exists and is writable, and it is not a directory (nor named as one, ending in a
+    separator), a socket or a read-only file."""
+    if os.fspath(path).endswith(("/", os.sep)):
+        raise OutputPathError(f"cannot write {os.fspath(path)}: it names a folder, not a file")
     target, in_place = _target(path)
     if in_place:
         if not may_write(target):

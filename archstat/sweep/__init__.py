@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Sequence
 
 from archstat.errors import ArchstatError
-from archstat.sweep.cells import (METRICS, Cell, expand_cells, parse_batches, parse_metrics, parse_sizes)
+from archstat.sweep.cells import METRICS, Cell, expand_cells, parse_batches, parse_metrics, parse_sizes, variants
 from archstat.sweep.progress import Progress
-from archstat.sweep.store import ANY_MACHINE, COLUMNS, ResultStore
+from archstat.sweep.store import ANY_MACHINE, COLUMN_DTYPES, COLUMNS, ResultStore
 from archstat.sweep.work import CellOptions, machine_id
 
-__all__ = ["sweep", "plan", "export", "SweepSummary", "Cell", "CellOptions", "ResultStore", "METRICS",
+__all__ = ["sweep", "plan", "export", "check_export", "SweepSummary", "Cell", "CellOptions", "ResultStore", "METRICS",
            "EXPORT_FORMATS"]
 
 #: What :func:`export` writes, by file suffix.
@@ -57,15 +57,17 @@ class SweepSummary:
 
 
 def plan(models: str | Sequence[str], sizes: str | None = None, batches: str | int | None = 1,
-         metrics: str | None = "count") -> list[Cell]:
+         metrics: str | None = "count", options: CellOptions = CellOptions()) -> list[Cell]:
     """The cells of a sweep: ``models`` names and globs (zoo, torchvision, ``timm:``),
-    ``sizes`` square sides or ``default``, ``batches`` and ``metrics`` comma-separated."""
+    ``sizes`` square sides or ``default``, ``batches`` and ``metrics`` comma-separated;
+    ``options`` give the cells their variants (the optimizer of ``train`` cells ...)."""
     from archstat.models import model_builder, resolve_names
 
     names = resolve_names(models)
     for name in names:  # an unknown name is refused with close matches, before any cell runs
         model_builder(name)
-    return expand_cells(names, parse_sizes(sizes), parse_batches(batches), parse_metrics(metrics))
+    return expand_cells(names, parse_sizes(sizes), parse_batches(batches), parse_metrics(metrics),
+                        variants(options.optimizer, options.threads))
 
 
 def sweep(models: str | Sequence[str], *, db: str | os.PathLike = "sweep.sqlite", sizes: str | None = None,
@@ -84,9 +86,9 @@ def sweep(models: str | Sequence[str], *, db: str | os.PathLike = "sweep.sqlite"
 
     if workers < 1:
         raise ArchstatError(f"--workers must be at least 1, got {workers}")
-    if timeout is not None and timeout <= 0:
+    if timeout is not None and not timeout > 0:  # NaN too
         raise ArchstatError(f"--timeout must be positive seconds, got {timeout}")
-    cells = plan(models, sizes, batches, metrics)
+    cells = plan(models, sizes, batches, metrics, options)
     resource = timing_resource or DEFAULT_TIMING_RESOURCE
     if options.device.startswith("cuda") and any(c.timing for c in cells) and not ray:
         from archstat.latency.machine import check_device
@@ -99,6 +101,7 @@ def sweep(models: str | Sequence[str], *, db: str | os.PathLike = "sweep.sqlite"
 
         reachable(ray)
     start = time.monotonic()
+    local = 0  # local worker processes started
     with ResultStore(db) as store:
         done = store.finished(cells, target, retry_failed)
         todo = [c for c in cells if c.key not in done]
@@ -111,44 +114,55 @@ def sweep(models: str | Sequence[str], *, db: str | os.PathLike = "sweep.sqlite"
             elif todo:
                 from archstat.sweep.local import run_local
 
-                run_local(todo, options, store.put, workers=min(workers, len(todo)), timeout=timeout,
-                          tick=bar.update)
+                local = min(workers, len(todo))
+                run_local(todo, options, store.put, workers=local, timeout=timeout, tick=bar.update)
         finally:
             bar.close()
     return SweepSummary(len(cells), len(done), bar.ok, bar.failed, time.monotonic() - start,
-                        f"ray {ray}" if ray else f"{workers} local worker{'s' * (workers > 1)}")
+                        f"ray {ray}" if ray else f"{local} local worker{'s' * (local != 1)}" if local
+                        else "nothing left to run")
+
+
+def check_export(db: str | os.PathLike, out: str | os.PathLike) -> str:
+    """Refuse (one line) an export ``out`` that :func:`export` could not write: another suffix
+    than :data:`EXPORT_FORMATS`, a path :func:`~archstat.reports.writers.check_output_file`
+    refuses, or the database ``db`` itself. Returns the format."""
+    from archstat.reports.writers import check_output_file
+
+    kind = EXPORT_FORMATS.get(Path(out).suffix.lower())
+    if kind is None:
+        raise ArchstatError(f"--export writes {' or '.join(EXPORT_FORMATS)} files, not {os.fspath(out)!r}")
+    check_output_file(out)
+    if os.path.realpath(out) == os.path.realpath(db) or (os.path.exists(out) and os.path.exists(db)
+                                                         and os.path.samefile(out, db)):
+        raise ArchstatError(f"--export {os.fspath(out)} is the sweep database itself: export to another file")
+    return kind
 
 
 def export(db: str | os.PathLike, out: str | os.PathLike) -> int:
     """Write every row of the sweep database ``db`` to ``out`` (``.csv`` or ``.parquet``,
-    atomically); returns the number of rows. ``extra`` is written as its JSON text."""
+    atomically); returns the number of rows. ``extra`` is written as its JSON text. Parquet
+    columns have the database's types whatever the rows hold (nullable integers, floats,
+    strings), so exports of different sweeps concatenate."""
     import json
 
-    from archstat.reports.writers import check_output_file, write_atomic
+    from archstat.reports.writers import render, write_atomic
 
-    path = Path(out)
-    kind = EXPORT_FORMATS.get(path.suffix.lower())
-    if kind is None:
-        raise ArchstatError(f"--export writes {' or '.join(EXPORT_FORMATS)} files, not {path.name!r}")
-    check_output_file(path)
+    kind = check_export(db, out)
     with ResultStore(db, read_only=True) as store:
         rows = store.rows()
     for row in rows:
         row["extra"] = json.dumps(row["extra"], sort_keys=True, default=str) if row["extra"] else ""
     if kind == "csv":
-        import csv
-
-        with write_atomic(path) as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(COLUMNS))
-            writer.writeheader()
-            writer.writerows(rows)
+        with write_atomic(out) as fh:
+            fh.write(render(rows, "csv", COLUMNS))
         return len(rows)
     try:
         import pandas as pd
         import pyarrow  # noqa: F401
     except ImportError:
         raise ArchstatError("Parquet export needs pandas and pyarrow: pip install 'archstat[reports]'") from None
-    frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    with write_atomic(path, "wb") as fh:
+    frame = pd.DataFrame(rows, columns=list(COLUMNS)).astype(COLUMN_DTYPES)
+    with write_atomic(out, "wb") as fh:
         frame.to_parquet(fh, index=False)
     return len(rows)

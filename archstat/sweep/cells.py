@@ -18,11 +18,11 @@ A sweep is the product ``models x sizes x batches x metrics``; each element is a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from archstat.errors import ArchstatError
 
-__all__ = ["Cell", "METRICS", "TIMING_METRICS", "expand_cells", "parse_sizes"]
+__all__ = ["Cell", "METRICS", "TIMING_METRICS", "expand_cells", "parse_sizes", "variants"]
 
 #: What a cell can measure, in the order a sweep runs them.
 METRICS = ("count", "train", "latency")
@@ -34,17 +34,23 @@ TIMING_METRICS = frozenset({"latency"})
 @dataclass(frozen=True, order=True)
 class Cell:
     """One measurement: ``model`` (a resolved name), ``size`` (the square image side, or None
-    for the size the model was published at), ``batch`` and ``metric``."""
+    for the size the model was published at), ``batch`` and ``metric``; ``variant``, the
+    setting that changes the metric's numbers (a ``train`` cell's optimizer, a ``latency``
+    cell's thread count when one is asked for: :func:`variants`), so a sweep with another
+    optimizer is other cells, never the old rows."""
 
     model: str
     size: int | None
     batch: int
     metric: str
+    variant: str = ""
 
     @property
     def key(self) -> str:
-        """``resnet50|224|b1|count``: the cell's identity in the results database."""
-        return f"{self.model}|{self.size if self.size is not None else 'default'}|b{self.batch}|{self.metric}"
+        """``resnet50|224|b1|count``, ``resnet50|224|b1|train|adam``: the cell's identity in the
+        results database."""
+        base = f"{self.model}|{self.size if self.size is not None else 'default'}|b{self.batch}|{self.metric}"
+        return f"{base}|{self.variant}" if self.variant else base
 
     @property
     def timing(self) -> bool:
@@ -58,13 +64,21 @@ class Cell:
 
     @classmethod
     def from_key(cls, key: str) -> "Cell":
-        model, size, batch, metric = key.rsplit("|", 3)
-        return cls(model, None if size == "default" else int(size), int(batch.removeprefix("b")), metric)
+        parts = key.split("|")
+        variant = "" if parts[-1] in METRICS else parts.pop()
+        model, size, batch, metric = "|".join(parts[:-3]), *parts[-3:]
+        return cls(model, None if size == "default" else int(size), int(batch.removeprefix("b")), metric, variant)
+
+
+def variants(optimizer: str, threads: int | None) -> dict[str, str]:
+    """The :attr:`Cell.variant` of each metric: ``train`` cells carry their optimizer, ``latency``
+    cells ``t<threads>`` when a thread count is given (else the cores the worker is pinned to)."""
+    return {"train": optimizer, "latency": f"t{threads}" if threads else ""}
 
 
 def parse_sizes(text: str | None) -> list[int | None]:
-    """``"224,320"`` -> ``[224, 320]``; ``"default"`` (or nothing) is each model's published size."""
-    if not text:
+    """``"224,320"`` -> ``[224, 320]``; ``"default"`` (or None) is each model's published size."""
+    if text is None:
         return [None]
     sizes: list[int | None] = []
     for part in (p.strip().lower() for p in text.split(",")):
@@ -73,16 +87,19 @@ def parse_sizes(text: str | None) -> list[int | None]:
         if part == "default":
             sizes.append(None)
             continue
-        side, _, other = part.partition("x")
-        if not side.isdigit() or (other and other != side) or int(side) < 1:
+        side, cross, other = part.partition("x")
+        if not side.isdigit() or (cross and other != side) or int(side) < 1:
             raise ArchstatError(f"--sizes takes square image sides (224,320 or 224x224) or 'default', not {part!r}")
         sizes.append(int(side))
-    return list(dict.fromkeys(sizes)) or [None]
+    if not sizes:
+        raise ArchstatError(f"--sizes takes square image sides (224,320 or 224x224) or 'default', not {text!r}")
+    return list(dict.fromkeys(sizes))
 
 
 def parse_batches(text: str | int | None) -> list[int]:
     """``"1,8,32"`` -> ``[1, 8, 32]``."""
-    parts = [text] if isinstance(text, int) else [p for p in str(text or "1").split(",") if p.strip()]
+    given = "1" if text is None else str(text)
+    parts = [text] if isinstance(text, int) else [p for p in given.split(",") if p.strip()]
     try:
         batches = [int(p) for p in parts]
     except ValueError:
@@ -94,7 +111,7 @@ def parse_batches(text: str | int | None) -> list[int]:
 
 def parse_metrics(text: str | None) -> list[str]:
     """``"count,latency"`` -> ``["count", "latency"]`` (in :data:`METRICS` order)."""
-    wanted = [p.strip() for p in (text or "count").split(",") if p.strip()]
+    wanted = [p.strip() for p in ("count" if text is None else text).split(",") if p.strip()]
     unknown = [m for m in wanted if m not in METRICS]
     if unknown or not wanted:
         raise ArchstatError(f"unknown metric {', '.join(unknown) or '(none)'}; --metrics takes {', '.join(METRICS)}")
@@ -102,7 +119,10 @@ def parse_metrics(text: str | None) -> list[str]:
 
 
 def expand_cells(models: Sequence[str], sizes: Iterable[int | None], batches: Iterable[int],
-                 metrics: Iterable[str]) -> list[Cell]:
-    """Every cell of the product, grouped by model (so one model's cells run close together)."""
+                 metrics: Iterable[str], variant: Mapping[str, str] | None = None) -> list[Cell]:
+    """Every cell of the product, grouped by model (so one model's cells run close together);
+    ``variant``: each metric's :attr:`Cell.variant` (see :func:`variants`)."""
     sizes, batches, metrics = list(sizes), list(batches), list(metrics)
-    return [Cell(m, s, b, metric) for m in models for s in sizes for b in batches for metric in metrics]
+    variant = variant or {}
+    return [Cell(m, s, b, metric, variant.get(metric, "")) for m in models for s in sizes for b in batches
+            for metric in metrics]

@@ -12,6 +12,9 @@ from typing import IO
 
 __all__ = ["Progress", "duration"]
 
+#: What ends a redrawn line: erases what a longer line before it left on the right.
+_CLEAR_TO_END = "\x1b[K"
+
 
 def duration(seconds: float) -> str:
     """``3723`` -> ``"1h02m03s"``, ``75`` -> ``"1m15s"``, ``4.2`` -> ``"4s"``."""
@@ -63,7 +66,7 @@ class Progress:
 
     def _show(self, final: bool = False) -> None:
         if self.tty:
-            self.stream.write("\r" + self.line() + ("\n" if final else ""))
+            self.stream.write("\r" + self.line() + _CLEAR_TO_END + ("\n" if final else ""))
         else:
             self.stream.write(self.line() + "\n")
         self.stream.flush()

@@ -24,12 +24,17 @@ from archstat.errors import ArchstatError
 from archstat.reports.writers import OutputPathError, may_write
 from archstat.sweep.cells import Cell
 
-__all__ = ["ResultStore", "ANY_MACHINE", "COLUMNS", "NUMERIC_COLUMNS", "SCHEMA_VERSION"]
+__all__ = ["ResultStore", "ANY_MACHINE", "COLUMNS", "COLUMN_DTYPES", "NUMERIC_COLUMNS", "SCHEMA_VERSION"]
 
 #: The machine of a cell whose result does not depend on one.
 ANY_MACHINE = "*"
 
-SCHEMA_VERSION = 1
+#: 2: a ``train`` cell's key ends in its optimizer (``resnet50|224|b1|train|adam``); a version-1
+#: database is brought to it when a sweep opens it (its ``train`` rows get the optimizer they name).
+SCHEMA_VERSION = 2
+
+#: Versions a report or an export reads (the cell keys are all that changed).
+_READABLE = frozenset({"1", "2"})
 
 #: Result columns, in export order (after ``cell`` and ``machine``), with their SQL types.
 _SCHEMA: tuple[tuple[str, str], ...] = (
@@ -46,6 +51,10 @@ _SCHEMA: tuple[tuple[str, str], ...] = (
 )
 COLUMNS = ("cell", "machine", *(name for name, _ in _SCHEMA))
 NUMERIC_COLUMNS = frozenset(name for name, kind in _SCHEMA if kind in ("INTEGER", "REAL"))
+#: The pandas dtype of each column in an export: fixed by the schema, not by the rows a sweep holds.
+COLUMN_DTYPES = {"cell": "string", "machine": "string", "under_load": "boolean",
+                 **{name: "Int64" if kind == "INTEGER" else "float64" if kind == "REAL" else "string"
+                    for name, kind in _SCHEMA if name != "under_load"}}
 
 
 class ResultStore:
@@ -54,6 +63,8 @@ class ResultStore:
     sweep database and is opened read-only: a file that is not one is refused, never changed."""
 
     def __init__(self, path: str | os.PathLike, read_only: bool = False) -> None:
+        if not os.fspath(path):
+            raise OutputPathError("a sweep database needs a file name (--out FILE)")
         self.path = Path(path)
         self.read_only = read_only
         try:
@@ -61,22 +72,44 @@ class ResultStore:
                 if not self.path.is_file():
                     raise ArchstatError(f"no sweep database at {self.path}")
                 self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-                self._check_schema()
+                self._check_schema(_READABLE)
                 return
             _check_database_path(self.path)
             self.db = sqlite3.connect(self.path, timeout=30)
+            if self._tables():  # another program's database is refused before anything is written to it
+                self._check_schema(_READABLE)
             self.db.execute("PRAGMA journal_mode=WAL")  # readers (a report) never block the sweep
             self.db.execute("PRAGMA synchronous=NORMAL")
             self._create()
         except sqlite3.DatabaseError as exc:
             raise ArchstatError(f"{self.path} is not an archstat sweep database ({exc})") from None
 
-    def _check_schema(self) -> None:
-        tables = {name for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if not {"results", "meta"} <= tables:
+    def _tables(self) -> set[str]:
+        return {name for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    def _check_schema(self, versions: frozenset[str]) -> None:
+        """Refuse (closing the connection) a database that is not a sweep's: its tables, the
+        results table's columns and the schema version."""
+        tables = self._tables()
+        columns = [name for _, name, *_ in self.db.execute("PRAGMA table_info(results)")] \
+            if "results" in tables else []
+        version = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() \
+            if "meta" in tables else None
+        problem = None
+        if version is not None and version[0] not in versions:  # an archstat database of another schema
             self.db.close()
-            raise ArchstatError(f"{self.path} is not an archstat sweep database (no results table)")
-        self._check_version(self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone())
+            raise ArchstatError(f"{self.path} holds sweep schema {version[0]}; this archstat reads "
+                                f"{', '.join(sorted(versions))}: export it with the archstat that wrote it, or use "
+                                "a new file")
+        if not {"results", "meta"} <= tables:
+            problem = f"tables: {', '.join(sorted(tables)) or 'none'}"
+        elif columns != list(COLUMNS):
+            problem = "its results table has other columns"
+        elif version is None:
+            problem = "no schema version"
+        if problem:
+            self.db.close()
+            raise ArchstatError(f"{self.path} is not an archstat sweep database ({problem}); it was left as it is")
 
     def _create(self) -> None:
         columns = ", ".join(f"{name} {kind}" for name, kind in _SCHEMA)
@@ -85,15 +118,11 @@ class ResultStore:
                             f"{columns}, PRIMARY KEY (cell, machine))")
             self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             found = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            if found is None:
-                self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            else:
-                self._check_version(found)
-
-    def _check_version(self, found: tuple | None) -> None:
-        if found is None or found[0] != str(SCHEMA_VERSION):
-            raise ArchstatError(f"{self.path} holds sweep schema {found[0] if found else 'none'}; this archstat "
-                                f"reads {SCHEMA_VERSION}: export it with the archstat that wrote it, or use a new file")
+            if found is not None and found[0] == "1":  # train keys gain their optimizer (see SCHEMA_VERSION)
+                self.db.execute("UPDATE results SET cell = cell || '|' || optimizer "
+                                "WHERE metric = 'train' AND optimizer IS NOT NULL")
+                self.db.execute("DELETE FROM results WHERE metric = 'train' AND optimizer IS NULL")  # failed: rerun
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
 
     def __enter__(self) -> "ResultStore":
         return self
@@ -162,6 +191,8 @@ def _check_database_path(path: Path) -> None:
         mode = path.stat().st_mode
         if not stat.S_ISREG(mode):
             raise OutputPathError(f"{path} is not a regular file: a sweep database must be one")
+        if not may_write(path):
+            raise OutputPathError(f"cannot write {path}: the file is read-only (a sweep adds its rows to it)")
         return
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():

@@ -50,21 +50,30 @@ def _now() -> str:
 
 
 def _base(cell: Cell, machine: str, target: str) -> dict[str, Any]:
+    """What every row says of its cell, ok or failed: its key and fields, the versions that ran
+    it and when it finished. A ``train`` cell's optimizer is its variant."""
     import torch
 
     import archstat
 
     return {"cell": cell.key, "machine": machine, "target": target, "model": cell.model, "size": cell.size,
             "batch": cell.batch, "metric": cell.metric, "archstat_version": archstat.__version__,
-            "torch_version": torch.__version__, "finished": _now()}
+            "torch_version": torch.__version__, "finished": _now(),
+            **({"optimizer": cell.variant} if cell.metric == "train" and cell.variant else {})}
 
 
 def failed_row(cell: Cell, reason: str, seconds: float | None = None, machine: str | None = None,
                target: str | None = None) -> dict[str, Any]:
-    """The row of a cell that did not finish: ``reason`` in one line."""
+    """The row of a cell that did not finish: ``reason`` in one line, and the input the cell was
+    given (empty where it has none: a size the model cannot take)."""
+    from archstat.errors import ArchstatError
+
     where = ANY_MACHINE if not cell.timing else machine or "unknown"
-    row = {"cell": cell.key, "machine": where, "target": target or where, "model": cell.model, "size": cell.size,
-           "batch": cell.batch, "metric": cell.metric, "status": "failed", "finished": _now(), "seconds": seconds}
+    row = {**_base(cell, where, target or where), "status": "failed", "seconds": seconds}
+    try:
+        row["input"] = _input_text(_inputs(cell))
+    except ArchstatError:
+        pass
     row["reason"] = " ".join(str(reason).split())[:500]
     return row
 
@@ -138,10 +147,11 @@ def _train(cell: Cell, options: CellOptions) -> dict[str, Any]:
     import archstat
 
     shape = _inputs(cell)
-    stats = archstat.count(cell.model, shape, mode="train", optimizer=options.optimizer)
+    optimizer = cell.variant or options.optimizer
+    stats = archstat.count(cell.model, shape, mode="train", optimizer=optimizer)
     return {"input": _input_text(shape), "params": stats.params, "madds": stats.madds, "flops": stats.flops,
             "mem_access": stats.mem_access, "mem_access_bytes": stats.mem_access_bytes,
-            "records": len(stats.records), "uncounted": len(stats.uncounted), "optimizer": options.optimizer,
+            "records": len(stats.records), "uncounted": len(stats.uncounted), "optimizer": optimizer,
             "backward_madds": stats.backward_madds, "step_flops": stats.step_flops,
             "saved_bytes": stats.saved_bytes, "peak_train_bytes": stats.peak_train_bytes,
             "extra": {"notes": stats.notes} if stats.notes else {}}

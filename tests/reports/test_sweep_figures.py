@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from archstat.cli import main
-from archstat.reports.sweep_figures import pareto_front, sweep_points
+from archstat.reports.sweep_figures import draw_pareto, pareto_front, sweep_points
 from archstat.sweep.cells import Cell
 from archstat.sweep.store import ANY_MACHINE, ResultStore
 
@@ -107,3 +107,51 @@ def test_bad_report_from_is_one_line_exit_2(tmp_path: Path, capsys, monkeypatch,
     assert main(["report", *args, "--out-dir", "fig"]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def _count_row(model: str, size: int, batch: int, gmadds: float, metric: str = "count") -> dict:
+    cell = Cell(model, size, batch, metric)
+    return {"cell": cell.key, "machine": ANY_MACHINE, "target": ANY_MACHINE, "model": model, "size": size,
+            "batch": batch, "metric": metric, "status": "ok", "params": 10 ** 7, "madds": int(gmadds * 1e9),
+            "mem_access_bytes": int(gmadds * 4e8)}
+
+
+def test_a_model_at_several_sizes_is_one_point_per_size(tmp_path: Path) -> None:
+    # Made-up costs; published top-1: timm's results-imagenet.csv, resnet18.a1_in1k, 71.504 at 224 and
+    # 73.164 at 288; torchvision's MobileNet_V2_Weights.IMAGENET1K_V2, 72.154 at 224. By hand: mobilenet_v2
+    # (0.3 G, 72.154) beats timm:resnet18 at 224 (1.8 G, 71.504); at 288 (3.0 G, 73.164) it is the most
+    # accurate, so on the front: the front is per (model, size), not per model.
+    db = tmp_path / "s.sqlite"
+    with ResultStore(db) as store:
+        store.put(_count_row("mobilenet_v2", 224, 4, 4 * 0.3))  # an inference count, per image 0.3 G ...
+        store.put(_count_row("mobilenet_v2", 224, 1, 0.9, metric="train"))  # ... not a training-mode forward's
+        store.put(_count_row("timm:resnet18", 224, 1, 1.8))
+        store.put(_count_row("timm:resnet18", 288, 1, 3.0))
+        cell = Cell("alexnet", 224, 1, "latency")  # timed, never counted: nothing to plot it at
+        store.put({"cell": cell.key, "machine": "box/cpu", "target": "box/cpu", "model": "alexnet", "size": 224,
+                   "batch": 1, "metric": "latency", "status": "ok", "median_ms": 5.0})
+    points, missing = sweep_points(db)
+    assert {(p.model, p.size): p.madds for p in points} == {
+        ("mobilenet_v2", 224): pytest.approx(0.3e9), ("timm:resnet18", 224): 1.8e9, ("timm:resnet18", 288): 3.0e9}
+    assert missing == ["alexnet at 224 (timed, not counted)"]
+    out = tmp_path / "fig"
+    assert main(["report", "--from", str(db), "--out-dir", str(out)]) == 0
+    with open(out / "sweep_points.csv", newline="") as fh:
+        front = {(r["model"], r["size"]): r["front madds"] for r in csv.DictReader(fh)}
+    assert front == {("mobilenet_v2", "224"): "yes", ("timm:resnet18", "224"): "", ("timm:resnet18", "288"): "yes"}
+    assert "alexnet at 224 (timed, not counted)" in (out / "README.md").read_text()
+    fig = draw_pareto(points, "madds", None)
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == ["mobilenet_v2", "resnet18 (288)"]
+    legend = fig.legends[0]
+    assert legend.get_title().get_text() == "2 models, 3 points"
+    # no entry without points: the one zoo point (mobilenet_v2 is a seed paper's) is on the front
+    assert [t.get_text() for t in legend.get_texts()] == ["timm", "timm, Pareto front", "zoo, Pareto front"]
+
+
+def test_a_sweep_without_published_accuracies_says_what_it_counted(tmp_path: Path, capsys) -> None:
+    db = tmp_path / "s.sqlite"
+    with ResultStore(db) as store:  # no source publishes resnet18's accuracy at 64x64
+        store.put(_count_row("resnet18", 64, 1, 0.15))
+    assert main(["report", "--from", str(db), "--out-dir", str(tmp_path / "fig")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "resnet18 at 64" in err and "--sizes default" in err and len(err.splitlines()) == 1

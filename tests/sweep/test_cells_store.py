@@ -11,11 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from archstat.errors import ArchstatError
-from archstat.sweep import plan
+from archstat.sweep import CellOptions, plan
 from archstat.sweep.cells import Cell, expand_cells, parse_batches, parse_metrics, parse_sizes
 from archstat.sweep.local import core_sets, may_start
 from archstat.sweep.progress import Progress, duration
 from archstat.sweep.store import ANY_MACHINE, COLUMNS, ResultStore
+from archstat.sweep.work import failed_row
 
 
 def test_a_cell_key_names_everything_and_reads_back() -> None:
@@ -23,6 +24,16 @@ def test_a_cell_key_names_everything_and_reads_back() -> None:
     assert cell.key == "timm:convnext_tiny|224|b8|latency" and Cell.from_key(cell.key) == cell
     assert Cell.from_key("resnet50|default|b1|count") == Cell("resnet50", None, 1, "count")
     assert cell.timing and not Cell("resnet50", None, 1, "train").timing
+
+
+def test_the_settings_that_change_a_metric_are_in_its_key() -> None:
+    # another optimizer, or an asked-for thread count, is another cell: a rerun never takes the old rows
+    cells = plan("resnet18", metrics="count,train,latency", options=CellOptions(optimizer="adam", threads=1))
+    assert [c.key for c in cells] == ["resnet18|default|b1|count", "resnet18|default|b1|train|adam",
+                                      "resnet18|default|b1|latency|t1"]
+    assert all(Cell.from_key(c.key) == c for c in cells)
+    assert [c.key for c in plan("timm:resnet18", metrics="train,latency")] == [
+        "timm:resnet18|default|b1|train|sgd_momentum", "timm:resnet18|default|b1|latency"]  # the worker's cores
 
 
 def test_the_sweep_is_the_product_grouped_by_model() -> None:
@@ -40,7 +51,9 @@ def test_sizes(text: str | None, wanted: list) -> None:
 
 @pytest.mark.parametrize("bad", [lambda: parse_sizes("224x160"), lambda: parse_sizes("big"),
                                  lambda: parse_batches("0"), lambda: parse_batches("1,x"),
-                                 lambda: parse_metrics("count,flops"), lambda: parse_metrics(",")])
+                                 lambda: parse_metrics("count,flops"), lambda: parse_metrics(","),
+                                 lambda: parse_sizes("224x"), lambda: parse_sizes(","), lambda: parse_sizes(""),
+                                 lambda: parse_metrics(""), lambda: parse_batches("")])
 def test_bad_cell_options_are_refused_in_one_line(bad) -> None:
     with pytest.raises(ArchstatError) as info:
         bad()
@@ -130,6 +143,47 @@ def test_store_refuses_what_is_not_a_database(tmp_path: Path) -> None:
     assert os.path.getsize(tmp_path / "notes.txt") == len("not sqlite at all, " * 100)  # left as it was
 
 
+@pytest.mark.parametrize("schema", ["CREATE TABLE users (name TEXT)",
+                                    "CREATE TABLE results (cell TEXT, score REAL)"])
+def test_another_programs_database_is_refused_and_left_as_it_is(tmp_path: Path, schema: str) -> None:
+    path = tmp_path / "theirs.sqlite"
+    other = sqlite3.connect(path)
+    other.execute(schema)
+    other.commit()
+    other.close()
+    before = path.read_bytes()
+    for read_only in (False, True):  # a sweep into it, a report or export from it
+        with pytest.raises(ArchstatError, match="not an archstat sweep database"):
+            ResultStore(path, read_only=read_only)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["theirs.sqlite"]
+
+
+def test_a_version_1_database_gets_train_keys_with_their_optimizer(tmp_path: Path) -> None:
+    path = tmp_path / "v1.sqlite"
+    with ResultStore(path) as store:  # version 1 wrote train keys without the optimizer
+        store.put(_row(Cell("resnet18", None, 1, "train"), optimizer="adam", madds=1))
+        store.put(_row(Cell("vgg11", None, 1, "train"), status="failed", reason="timeout"))
+        store.put(_row(Cell("resnet18", None, 1, "count"), madds=1))
+        with store.db:
+            store.db.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+    with ResultStore(path, read_only=True) as store:  # a report reads it as it is
+        assert len(store) == 3
+    with ResultStore(path) as store:  # a sweep brings it to version 2; the failed row (no optimizer) is rerun
+        assert [r["cell"] for r in store.rows()] == ["resnet18|default|b1|count", "resnet18|default|b1|train|adam"]
+        assert store.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+
+
+def test_a_failed_row_says_what_ran_it_and_on_what_input() -> None:
+    import torch
+
+    import archstat
+
+    row = failed_row(Cell("alexnet", 32, 2, "train", "adam"), "InputTooSmallError:\n  too small")
+    assert (row["archstat_version"], row["torch_version"]) == (archstat.__version__, torch.__version__)
+    assert row["input"] == "2x3x32x32" and row["optimizer"] == "adam"
+    assert row["reason"] == "InputTooSmallError: too small"
+
+
 def test_progress_line_counts_and_estimates() -> None:
     import io
 
@@ -139,6 +193,11 @@ def test_progress_line_counts_and_estimates() -> None:
         bar.update({"status": status})
     line = out.getvalue().strip().splitlines()[-1]
     assert "3/4 cells (2 ok, 1 failed)" in line and "ETA" in line
+    tty = io.StringIO()
+    tty.isatty = lambda: True  # type: ignore[method-assign]
+    bar = Progress(2, stream=tty)
+    bar.update({"status": "ok"})
+    assert tty.getvalue().startswith("\r") and tty.getvalue().endswith("\x1b[K")  # a shorter line erases the rest
     assert duration(3723) == "1h02m03s" and duration(75) == "1m15s" and duration(4.2) == "4s"
 
 

@@ -149,6 +149,37 @@ def test_export_csv_and_parquet(tmp_path: Path) -> None:
     assert int(frame.set_index("cell").loc["squeezenet1_1|default|b1|count", "params"]) == 1_235_496
 
 
+def test_export_never_writes_over_its_database_and_keeps_column_types(tmp_path: Path) -> None:
+    from archstat.errors import ArchstatError
+
+    db = tmp_path / "sweep.csv"  # a database may have any name, even an export's
+    with ResultStore(db) as store:
+        store.put({"cell": "resnet18|default|b1|count", "machine": "*", "target": "*", "model": "resnet18",
+                   "batch": 1, "metric": "count", "status": "ok", "params": 11_689_512})
+    (tmp_path / "link.csv").symlink_to(db)
+    before = db.read_bytes()
+    for out in (db, tmp_path / "link.csv"):
+        with pytest.raises(ArchstatError, match="is the sweep database itself"):
+            export(db, out)
+    with pytest.raises(ArchstatError, match="names a folder"):
+        export(db, f"{tmp_path / 'new.csv'}/")
+    assert db.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["link.csv", "sweep.csv"]
+    pytest.importorskip("pyarrow", reason="parquet export needs pyarrow (archstat[reports]; archstat[test] has it)")
+    import pyarrow.parquet as pq
+
+    export(db, tmp_path / "count.parquet")  # a count-only sweep: its latency columns are empty, still typed
+    timed = tmp_path / "timed.sqlite"
+    with ResultStore(timed) as store:
+        store.put({"cell": "resnet18|default|b1|latency", "machine": "box/cpu", "target": "box/cpu",
+                   "model": "resnet18", "batch": 1, "metric": "latency", "status": "ok", "threads": 2,
+                   "median_ms": 12.5, "under_load": False})
+    export(timed, tmp_path / "timed.parquet")
+    schema = pq.read_schema(tmp_path / "count.parquet")
+    assert schema == pq.read_schema(tmp_path / "timed.parquet")  # two sweeps' exports concatenate
+    types = {name: str(schema.field(name).type) for name in ("params", "median_ms", "threads", "under_load")}
+    assert types == {"params": "int64", "median_ms": "double", "threads": "int64", "under_load": "bool"}
+
+
 def test_bad_sweep_arguments_fail_in_one_line_before_any_work(tmp_path: Path) -> None:
     from archstat.cli import main
 
@@ -159,7 +190,12 @@ def test_bad_sweep_arguments_fail_in_one_line_before_any_work(tmp_path: Path) ->
                  ["--models", "resnet18", "--metrics", "watts"], ["--models", "resnet18", "--workers", "0"],
                  ["--out", str(tmp_path / "s.sqlite")],
                  ["--models", "resnet18,resnt50", "--out", str(tmp_path / "s.sqlite")],  # unknown: did you mean
-                 ["--models", "resnet18", "--out", str(tmp_path / "s.sqlite"), "--ray", f"127.0.0.1:{_closed_port()}"]):
+                 ["--models", "resnet18", "--out", str(tmp_path / "s.sqlite"), "--ray", f"127.0.0.1:{_closed_port()}"],
+                 ["--models", "resnet18", "--out", str(tmp_path / "s.csv"), "--export", str(tmp_path / "s.csv")],
+                 ["--models", "resnet18", "--out", str(tmp_path / "s.sqlite"), "--timeout", "nan"],
+                 ["--models", "resnet18", "--out", str(tmp_path / "s.sqlite"), "--sizes", "224x"],
+                 ["--models", "resnet18", "--out", str(tmp_path / "s.sqlite"), "--metrics", ""],
+                 ["--models", "resnet18", "--out", ""]):
         assert main(["sweep", *args]) == 2
     assert list(tmp_path.iterdir()) == [folder]  # nothing was created
 
