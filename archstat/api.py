@@ -13,6 +13,7 @@ and says so in ``ModelStats.notes``; ``example_inputs`` gives it real inputs ins
 from __future__ import annotations
 
 import gc
+import itertools
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ from archstat.counting.autocast import AUTOCAST_DEVICES
 from archstat.counting.build import build_meta
 from archstat.counting.counter import OpCounter, flat_tensors
 from archstat.counting.handlers import NeedsValuesError
-from archstat.counting.inputs import SEED, Inputs, cast_floating, inputs_from_examples, inputs_from_shapes, seeded
+from archstat.counting.inputs import (SEED, Inputs, cast_floating, check_shapes, inputs_from_examples,
+                                     inputs_from_shapes, seeded)
 from archstat.counting.shadow import has_uninitialized, shadow_copy, unique_tensors
 from archstat.counting.stats import ModelStats, format_shape
 from archstat.errors import ArchstatError, CountError, InputShapeError, RefusedError, UncountedOpWarning
@@ -40,9 +42,17 @@ __all__ = ["count", "parse_input_size", "parse_input_shape", "resolve_inputs"]
 def parse_input_size(text: str, batch: int = 1) -> tuple[int, ...]:
     """``"3x224x224"`` -> ``(batch, 3, 224, 224)``; ``"224x224"`` (or ``"224"``) assumes 3 channels.
 
-    One sample's size, without the batch: ``CxHxW`` (``CxTxHxW`` for video)."""
+    One sample's size, without the batch: ``CxHxW`` (``CxTxHxW`` for video). An empty size or
+    part (``""``, ``"3x224x224x"``) is refused, not skipped."""
+    parts = text.lower().split("x")
+    if not text.strip():
+        raise ArchstatError("input size is empty: give one such as 3x224x224, or none for the size each model was "
+                            "published at")
+    if any(not part.strip() for part in parts):
+        raise ArchstatError(f"input size {text!r} has an empty part: give sizes joined by x, e.g. 3x224x224, or "
+                            "no size for the one each model was published at")
     try:
-        dims = tuple(int(d) for d in text.lower().split("x") if d.strip())
+        dims = tuple(int(d) for d in parts)
     except ValueError:
         raise ArchstatError(f"input size {text!r} is not of the form CxHxW or HxW (e.g. 3x224x224)") from None
     if not dims or any(d <= 0 for d in dims):
@@ -67,11 +77,14 @@ def parse_input_shape(text: str) -> Any:
         return dims
 
     text = text.strip()
-    if text.startswith("[") and text.endswith("]"):
-        return [one(p) for p in text[1:-1].split(",") if p.strip()]
-    parts = [one(p) for p in text.split(",") if p.strip()]
-    if not parts:
-        raise ArchstatError("--input-shape needs at least one shape, e.g. 1x3x224x224")
+    listed = text.startswith("[") and text.endswith("]")
+    pieces = (text[1:-1] if listed else text).split(",")
+    if not text or any(not p.strip() for p in pieces):
+        raise ArchstatError(f"--input-shape {text!r} has an empty shape: give shapes joined by commas, e.g. "
+                            "1x3x224x224 or 1x3x512x512,1x3x512x512")
+    parts = [one(p) for p in pieces]
+    if listed:
+        return parts
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
@@ -81,7 +94,9 @@ def resolve_inputs(name: str, size: str | None, batch: int) -> Any:
     if batch < 1:
         raise ArchstatError(f"--batch must be at least 1, got {batch}")
     spec = input_spec(name)
-    return spec.shapes(batch, parse_input_size(size)[1:] if size else None)
+    sample = parse_input_size(size)[1:] if size is not None else spec.size
+    check_shapes((batch, *sample))  # the batch as one tensor, also where it is a list of images: torch's limit
+    return spec.shapes(batch, sample)
 
 
 @dataclass(frozen=True)
@@ -92,7 +107,7 @@ class _Options:
     check_shapes: bool
     mode: str
     optimizer: str | None
-    dtype: torch.dtype
+    dtype: torch.dtype | None  # None: as the model is
     autocast: tuple[str, torch.dtype] | None = None
 
 
@@ -105,7 +120,7 @@ def count(
     optimizer: str = "sgd_momentum",
     count_bias: bool = False,
     device: str = "meta",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     autocast: tuple[str, torch.dtype] | str | None = None,
     model_kwargs: dict[str, Any] | None = None,
     check_shapes: bool = False,
@@ -131,10 +146,13 @@ def count(
     ``count_bias``: count bias additions as multiply-adds (ptflops does; thop 0.1.1,
     fvcore, FlopCounterMode and torchvision's figures do not). ``device``: ``"meta"``
     (default, falls back to the CPU when the model cannot run on meta) or ``"cpu"``.
-    ``dtype``: the floating-point dtype parameters, buffers, inputs and activations are in
-    (``float32``, ``float16``, ``bfloat16`` ...): the bytes of memory access and of every
-    memory figure. ``autocast``: mixed precision as ``torch.autocast`` runs it, ``("cuda",
-    torch.float16)`` or ``"cpu:bfloat16"``: parameters stay in ``dtype``, convolutions, matrix
+    ``dtype``: the floating-point dtype to count in (``float32``, ``float16``, ``bfloat16``
+    ...): parameters, buffers, inputs and activations are cast to it; it gives the bytes of
+    memory access and of every memory figure. None (default): as the model is, a module in its
+    own dtype (archstat's random inputs in the dtype of its first floating-point tensor,
+    example inputs as they are), a name in torch's default dtype (float32). ``autocast``: mixed precision as
+    ``torch.autocast`` runs it, ``("cuda", torch.float16)`` or ``"cpu:bfloat16"``: parameters
+    stay in ``dtype``, convolutions, matrix
     products and attention take lower-precision copies of their inputs (see
     :mod:`archstat.counting.autocast`). Ops archstat does not know are listed in ``stats.uncounted`` and
     announced with an :class:`~archstat.errors.UncountedOpWarning`; an input a layer would
@@ -150,14 +168,14 @@ def count(
     where the two disagree.
     """
     options = _options(mode, optimizer, count_bias, check_shapes, dtype, convention, autocast)
-    with _gc_paused():
+    with _gc_paused(), torch.inference_mode(False):  # a caller's inference mode would drop the training graph
         return _count(model_or_name, input_shape, example_inputs, device, model_kwargs, convention, verify, options)
 
 
 _TRAIN_CONVENTIONS = ("archstat", "paper", "torch")
 
 
-def _options(mode: str, optimizer: str, count_bias: bool, check_shapes: bool, dtype: torch.dtype,
+def _options(mode: str, optimizer: str, count_bias: bool, check_shapes: bool, dtype: torch.dtype | None,
              convention: str, autocast: tuple[str, torch.dtype] | str | None) -> _Options:
     if mode not in ("eval", "train"):
         raise ArchstatError(f"mode must be 'eval' or 'train', not {mode!r}")
@@ -170,7 +188,7 @@ def _options(mode: str, optimizer: str, count_bias: bool, check_shapes: bool, dt
         if convention not in _TRAIN_CONVENTIONS:
             raise ArchstatError(f"{convention} counts inference only; a training count takes the "
                                 f"{', '.join(_TRAIN_CONVENTIONS)} convention")
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+    if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
         raise ArchstatError(f"dtype must be a floating-point torch dtype (torch.float32, torch.bfloat16 ...), "
                             f"not {dtype!r}")
     return _Options(count_bias, check_shapes, mode, optimizer if mode == "train" else None, dtype,
@@ -236,12 +254,12 @@ def _count(model_or_name: nn.Module | str, input_shape: Any, example_inputs: Any
         stats = _count_module(model, inputs, device, options)
     else:
         raise ArchstatError(f"count() takes an nn.Module or a model name, not {type(model_or_name).__name__}")
-    stats.itemsize = torch.empty((), dtype=options.dtype).element_size()
     _warn_uncounted(stats)
     if verify:
         from archstat.crosscheck.verify import verify_layers
 
-        target = model if isinstance(model_or_name, nn.Module) else builder
+        # the caller's modules are read through a shadow copy: a parametrized weight is computed on it
+        target = shadow_copy(model)[0] if isinstance(model_or_name, nn.Module) else builder
         stats.notes.append(verify_layers(target, stats, options.count_bias))
     return apply_convention(stats, rules.name)
 
@@ -288,7 +306,7 @@ def _count_built(name: str, builder: Callable[[], nn.Module], inputs: Inputs, de
                 notes.append(f"building on {label} failed ({_one_line(exc)})")
                 continue
             try:
-                stats = _run(model, _param_names(model), inputs, "meta", name, options)
+                stats = _run(model, _param_names(model), inputs, "meta", name, options, _built_dtype(options), True)
             except _MetaLimit as limit:
                 notes.append(f"meta cannot run it ({limit})")
                 break
@@ -302,10 +320,21 @@ def _count_built(name: str, builder: Callable[[], nn.Module], inputs: Inputs, de
     except Exception as exc:
         notes.append(f"building on the CPU failed ({_one_line(exc)})")
         raise CountError(f"{name}: could not be built: {'; '.join(notes)}") from None
-    stats = _run(model, _param_names(model), inputs, "cpu", name, options)
+    stats = _run(model, _param_names(model), inputs, "cpu", name, options, _built_dtype(options), True)
     if notes:
         stats.notes.insert(0, _fallback_note(f"random weights, seed {SEED}", inputs, "; ".join(notes)))
     return stats
+
+
+def _built_dtype(options: _Options) -> torch.dtype:
+    """The dtype a model archstat builds is counted in: the one asked for, else torch's default."""
+    return options.dtype or torch.get_default_dtype()
+
+
+def _own_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of ``model``'s first floating-point parameter or buffer (torch's default if none)."""
+    tensors = itertools.chain(model.parameters(), model.buffers())
+    return next((t.dtype for t in tensors if t.is_floating_point()), torch.get_default_dtype())
 
 
 def _param_names(model: nn.Module) -> dict[int, str]:
@@ -319,10 +348,11 @@ def _seeded(builder: Callable[[], nn.Module]) -> nn.Module:
 
 def _count_module(model: nn.Module, inputs: Inputs, device: str, options: _Options) -> ModelStats:
     name = type(model).__name__
+    dtype = options.dtype or _own_dtype(model)
     if device == "meta":
-        shadow, names = shadow_copy(model, "meta")
+        shadow, names = shadow_copy(model, "meta", options.dtype)
         try:
-            return _run(shadow, names, inputs, "meta", name, options)
+            return _run(shadow, names, inputs, "meta", name, options, dtype)
         except _MetaLimit as limit:
             tensors = [t for _, t in unique_tensors(model)]
             if tensors and all(t.is_meta for t in tensors):
@@ -331,8 +361,8 @@ def _count_module(model: nn.Module, inputs: Inputs, device: str, options: _Optio
             reason = f"meta cannot run it ({limit})"
     else:
         reason = ""
-    shadow, names = shadow_copy(model, "cpu")
-    stats = _run(shadow, names, inputs, "cpu", name, options)
+    shadow, names = shadow_copy(model, "cpu", options.dtype)
+    stats = _run(shadow, names, inputs, "cpu", name, options, dtype)
     if reason:
         stats.notes.insert(0, _fallback_note("a copy of the model's weights", inputs, reason))
     return stats
@@ -360,14 +390,17 @@ class _MetaLimit(Exception):
 
 
 def _run(model: nn.Module, param_names: dict[int, str], inputs: Inputs, where: str, name: str,
-         options: _Options) -> ModelStats:
-    """One forward pass of ``model`` (a shadow or a private build) under the counter, on ``where``
-    ("meta" or "cpu"); ``param_names`` names its parameters after the caller's model."""
+         options: _Options, dtype: torch.dtype, built: bool = False) -> ModelStats:
+    """One forward pass of ``model`` under the counter, on ``where`` ("meta" or "cpu"), counted in
+    ``dtype``: a shadow copy has its tensors in it already, a private build (``built``) is cast
+    from torch's default. ``param_names`` names its parameters after the caller's model.
+    archstat's own inputs are made in ``dtype``, example inputs only cast to a dtype asked for."""
     args, kwargs = inputs.materialise(where)
+    if options.dtype is not None or not inputs.examples:
+        args, kwargs = cast_floating((args, kwargs), dtype)
     train = options.mode == "train"
-    if options.dtype != torch.float32:
-        model.to(options.dtype)
-        args, kwargs = cast_floating((args, kwargs), options.dtype)
+    if built and dtype != torch.get_default_dtype():
+        model.to(dtype)
     shape_text = format_shape(inputs.shapes)
     if train and not any(p.requires_grad for p in model.parameters()):
         raise ArchstatError(f"{name}: mode='train' needs parameters that require grad; every parameter of this "
@@ -404,7 +437,8 @@ def _run(model: nn.Module, param_names: dict[int, str], inputs: Inputs, where: s
     return ModelStats(model=name, input_shape=inputs.shapes, records=counter.records, params=params,
                       device=where, unused_params=unused, notes=notes, free_ops=counter.free_ops, mode=options.mode,
                       optimizer=options.optimizer, inputs=counter.refs(flat_tensors((args, kwargs))),
-                      outputs=counter.refs(flat_tensors(output)), tensors=tuple(counter.tensor_refs))
+                      outputs=counter.refs(flat_tensors(output)), tensors=tuple(counter.tensor_refs),
+                      itemsize=torch.empty((), dtype=dtype).element_size())
 
 
 def _outermost(paths: set[str]) -> list[str]:

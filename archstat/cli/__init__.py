@@ -10,6 +10,7 @@ command, shows it); output paths are checked before any work starts.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from importlib import import_module
@@ -17,14 +18,21 @@ from typing import Any, NoReturn, Sequence
 
 from archstat.errors import ArchstatError
 
-__all__ = ["main", "run", "build_parser", "ArgumentParser", "UsageError", "COMMANDS", "EXIT_STATUS"]
+__all__ = ["main", "run", "build_parser", "ArgumentParser", "UsageError", "COMMANDS", "EXIT_STATUS",
+           "EXIT_BROKEN_PIPE"]
 
 #: Subcommand modules under ``archstat.cli``, in ``--help`` order.
 COMMANDS = ("table", "layers", "memory", "ops", "latency", "guidelines", "sweep", "report", "zoo", "check")
 
+#: Exit status when stdout's reader has gone (a closed pipe): 128 + SIGPIPE (13 on Linux and macOS),
+#: what the shell reports for a program the signal ended, so ``set -o pipefail`` sees a cut-short
+#: output as it does from ``cat``.
+EXIT_BROKEN_PIPE = 141
+
 EXIT_STATUS = ("exit status: 0 done; 1 a finding: a zoo --check mismatch, a check whose requested counter did not "
                "run, or an internal error; 2 bad input, one line on stderr (unknown model or option, unusable "
-               "--out or --out-dir, ...); 130 interrupted")
+               f"--out or --out-dir, stdout that cannot be written, ...); 130 interrupted; {EXIT_BROKEN_PIPE} "
+               "stdout's reader went away (| head), quietly")
 
 
 class UsageError(ArchstatError):
@@ -82,8 +90,24 @@ def _fail(message: object) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command line; returns its exit status (see :data:`EXIT_STATUS`)."""
-    from archstat.cli.common import prepare_outputs
+    """Run one command line; returns its exit status (see :data:`EXIT_STATUS`).
+
+    A command's output is flushed before it returns, so that a write to stdout that fails is
+    answered here: a full disk in one line (status 2, as for ``--out``); a closed pipe
+    (``archstat table ... | head -1``: the reader has all it wanted) quietly, with the status
+    of a program the pipe's ``SIGPIPE`` ended, as ``cat`` and other filters end there."""
+    from archstat.cli.common import StdoutClosed
+
+    try:
+        return _main(argv)
+    except StdoutClosed:
+        # Later output, and the interpreter's own flush at exit, go to /dev/null instead of failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from archstat.cli.common import StdoutClosed, prepare_outputs, to_stdout
 
     parser = build_parser()
     try:
@@ -94,7 +118,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 0
     try:
         prepare_outputs(args)
-        return int(args.handler(args) or 0)
+        status = int(args.handler(args) or 0)
+        to_stdout()  # what is still buffered, now: a failed write is answered here, not at interpreter exit
+        return status
+    except StdoutClosed:
+        raise  # not a bug: main() ends quietly
     except ArchstatError as exc:
         if args.debug:
             raise

@@ -28,15 +28,15 @@ import sys
 import warnings
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
-from archstat.reports.writers import (FORMATS, SUFFIX_FORMATS, check_output_dir, check_output_file, format_for,
-                                      render, write_atomic)
+from archstat.reports.writers import (FORMATS, SUFFIX_FORMATS, OutputPathError, check_output_dir, check_output_file,
+                                      format_for, render, write_atomic)
 
 __all__ = ["group", "add_model_options", "add_batch_option", "add_input_options", "add_count_device_option",
            "add_count_options", "add_training_options", "add_dtype_option", "add_device_option",
            "add_per_layer_option", "add_run_options", "add_timing_options", "add_output_options",
            "add_out_dir_option", "MODELS_HELP", "ONE_MODEL_HELP", "Part", "model_names", "one_model", "input_shape",
-           "count_options", "prepare_outputs", "require_extra", "emit", "tables", "progress", "quiet_warnings",
-           "warn_lines", "sweep", "report_failures"]
+           "count_options", "prepare_outputs", "require_extra", "emit", "to_stdout", "StdoutClosed", "tables",
+           "progress", "quiet_warnings", "warn_lines", "sweep", "report_failures"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -205,10 +205,13 @@ def add_out_dir_option(parser: argparse.ArgumentParser, help: str, default: str 
 
 def prepare_outputs(args: argparse.Namespace) -> None:
     """Before any work: settle ``--format`` (given, or ``--out``'s suffix, or table) and refuse
-    an ``--out`` or ``--out-dir`` that could not be written (an ``OutputPathError``)."""
+    an ``--out`` or ``--out-dir`` that is empty or could not be written (an ``OutputPathError``)."""
     from archstat.errors import ArchstatError
 
     out = getattr(args, "out", None)
+    for option, value, what in (("--out", out, "file"), ("--out-dir", getattr(args, "out_dir", None), "folder")):
+        if value == "":  # not a path; without this check it would silently mean "not given"
+            raise OutputPathError(f"{option} is empty: give a {what} name, or leave {option} out")
     if "format" in args:
         implied = format_for(out) if out else None
         if args.format and implied and args.format != implied:
@@ -256,11 +259,11 @@ def input_shape(args: argparse.Namespace, name: str) -> Any:
     from archstat.api import parse_input_shape, resolve_inputs
     from archstat.errors import ArchstatError
 
-    if args.input_shape:
-        if args.input_size or args.batch != 1:
+    if args.input_shape is not None:  # an empty one is refused by parse_input_shape, not ignored
+        if args.input_size is not None or args.batch != 1:
             raise ArchstatError("--input-shape gives full shapes: use it without --input-size and --batch")
         return parse_input_shape(args.input_shape)
-    return resolve_inputs(name, args.input_size, args.batch)
+    return resolve_inputs(name, args.input_size, args.batch)  # an empty --input-size is refused there
 
 
 def emit(args: argparse.Namespace, text: str) -> None:
@@ -270,7 +273,25 @@ def emit(args: argparse.Namespace, text: str) -> None:
             fh.write(text)
         print(f"archstat: wrote {args.out}", file=sys.stderr)
     else:
+        to_stdout(text)
+
+
+class StdoutClosed(Exception):
+    """stdout's reader has gone (a closed pipe: ``| head``); :func:`archstat.cli.main` ends quietly.
+    Not a ``BrokenPipeError``, so that one from anywhere else (a socket) is still reported."""
+
+
+def to_stdout(text: str = "") -> None:
+    """Write ``text`` to stdout and flush it (no text: flush what is buffered), so that a write
+    that fails fails here: a closed pipe raises :class:`StdoutClosed`; a full disk or an I/O
+    error is a one-line ``OutputPathError``, as for ``--out``."""
+    try:
         sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise StdoutClosed() from None
+    except OSError as exc:
+        raise OutputPathError(f"cannot write to stdout: {exc.strerror or exc}") from None
 
 
 def tables(args: argparse.Namespace, parts: Sequence[Part]) -> str:

@@ -51,8 +51,8 @@ from torch.overrides import TorchFunctionMode
 
 from archstat.counting.autocast import cast_target
 from archstat.counting.handlers import (BOOL_RESULT, FREE, FREE_FUNCTIONS, METADATA_FUNCTIONS, SHAPE_ONLY_FUNCTIONS,
-                                        FormulaCall, ModuleRule, NeedsValuesError, RefusedOpError, call_handler,
-                                        handler_for_module, normalise_name)
+                                        UNCOUNTED, FormulaCall, ModuleRule, NeedsValuesError, RefusedOpError,
+                                        call_handler, handler_for_module, normalise_name)
 from archstat.counting.shadow import META, UNINITIALIZED
 from archstat.counting.stats import OpRecord, TensorRef, format_shape
 from archstat.errors import FormulaMismatchWarning, InputShapeError, InputTooSmallError, RefusedError
@@ -123,6 +123,10 @@ class _Interceptor(TorchFunctionMode):
                 counter.on_free(args, kwargs, out)
             return out
         operands = flat_tensors(args) + flat_tensors(kwargs) if kwargs else flat_tensors(args)
+        if _vmap_level() is not None and not counter._suppress and _vmapped(operands):
+            out = func(*args, **kwargs)
+            counter._uncounted(name, func, operands, out, _VMAP_NOTE)
+            return out
         read = operands  # what the op reads: under autocast, the casts of its operands
         if counter.autocast is not None:
             args, kwargs = counter.autocast_args(name, args, kwargs)
@@ -132,6 +136,19 @@ class _Interceptor(TorchFunctionMode):
         if not counter._suppress:
             counter.on_function(name, func, args, kwargs, operands, out, planned, read)
         return out
+
+
+_vmap_level: Callable[[], int | None] = torch._C._functorch.maybe_current_level
+_is_batched: Callable[[torch.Tensor], bool] = torch._C._functorch.is_batchedtensor
+
+#: The note of an op under ``torch.vmap``: its tensors have one example's shapes, and what one op
+#: costs over the batch is not one example's cost times the batch (weights are read once).
+_VMAP_NOTE = "under torch.vmap: archstat sees one example's shapes, not the batch's; not counted"
+
+
+def _vmapped(tensors: list[torch.Tensor]) -> bool:
+    """Is one of ``tensors`` a ``torch.vmap`` batch (only asked while a functorch transform runs)?"""
+    return any(_is_batched(t) for t in tensors)
 
 
 #: What property reads (``x.shape``, ``x.dtype``) return: no tensor, nothing for :meth:`OpCounter.on_free` to see.
@@ -209,16 +226,17 @@ class _ModuleInfo:
     its rule, whether it may return a stand-in, and (read when it first runs, after a lazy
     module has materialised) the canonical names and tensors of its subtree's parameters."""
 
-    __slots__ = ("name", "rule", "parametrized", "stand_in", "inplace", "same_dtype", "owned", "tensors")
+    __slots__ = ("name", "rule", "parametrized", "stand_in", "inplace", "same_dtype", "floating", "owned", "tensors")
 
     def __init__(self, name: str, rule: ModuleRule | None, parametrized: bool, stand_in: bool, inplace: bool,
-                 same_dtype: bool) -> None:
+                 same_dtype: bool, floating: bool = False) -> None:
         self.name = name
         self.rule = rule
         self.parametrized = parametrized
         self.stand_in = stand_in
         self.inplace = inplace
         self.same_dtype = same_dtype  # its input must have its weights' dtype (see _SAME_DTYPE_PRODUCTS)
+        self.floating = floating  # its input must be floating-point (see _FLOATING_INPUT)
         self.owned: _Owned | None = None
         self.tensors: tuple[bool, torch.dtype | None, bool] | None = None  # see OpCounter._own_tensors
 
@@ -404,7 +422,8 @@ class OpCounter:
         stand_in = rule.formula in STAND_IN_FORMULAS and not parametrized and not attrs.get("return_indices", False) \
             and not self.check_shapes and self.autocast is None
         same_dtype = rule.formula in _SAME_DTYPE_PRODUCTS and self.autocast is None
-        return _ModuleInfo(name, rule, parametrized, stand_in, bool(attrs.get("inplace", False)), same_dtype)
+        return _ModuleInfo(name, rule, parametrized, stand_in, bool(attrs.get("inplace", False)), same_dtype,
+                           rule.formula in _FLOATING_INPUT)
 
     def _counting_forward(self, module: nn.Module, info: _ModuleInfo, own: Any) -> Callable[..., Any]:
         """``module``'s forward for the run: its name on the stack and, for a handled module,
@@ -456,6 +475,8 @@ class OpCounter:
         """A handled module runs: its formula (refusing an input it would reject), its output
         (the stand-in where one answers for it, else its own forward, whose inner calls are
         suppressed: not recorded again) and its row."""
+        if _vmap_level() is not None and _vmapped(flat_tensors(args) + flat_tensors(kwargs)):
+            return forward(*args, **kwargs)  # one example's shapes: its ops are uncounted rows (_VMAP_NOTE)
         if info.parametrized:  # the weight is computed from its originals: count that too
             for tensor_name in getattr(module, "parametrizations"):
                 getattr(module, tensor_name)
@@ -477,10 +498,11 @@ class OpCounter:
                 in_shapes = tuple([tuple(t.shape) for t in (inputs if not kwargs else flat_tensors(args))])
             own = info.tensors or self._own_tensors(module, info)
             if info.same_dtype and inputs and own[1] is not None and inputs[0].dtype != own[1] \
-                    and inputs[0].is_floating_point():
+                    or info.floating and inputs and not inputs[0].is_floating_point():
+                weights = f"its weights are {str(own[1]).removeprefix('torch.')}" if own[1] is not None \
+                    else "it takes floating-point values"
                 raise InputShapeError(f"layer '{info.name or type(module).__name__}' ({type(module).__name__}) cannot "
-                                      f"take input of dtype {str(inputs[0].dtype).removeprefix('torch.')}: its "
-                                      f"weights are {str(own[1]).removeprefix('torch.')}")
+                                      f"take input of dtype {str(inputs[0].dtype).removeprefix('torch.')}: {weights}")
             stand_in: Any = None  # a tensor, or MHA's (output, weights)
             if info.stand_in and op is not None and own[0]:
                 if call.formula == "mha":
@@ -668,6 +690,10 @@ class OpCounter:
                     read: list[torch.Tensor] | None = None) -> None:
         """Record one torch function call made outside any handled module. ``operands`` are its
         tensor arguments; ``read`` what it read of them (under autocast: their casts)."""
+        note = UNCOUNTED.get(name)
+        if note is not None:  # an op archstat knows it cannot count (x.numpy()): its row says why
+            self._uncounted(name, func, operands, out, note)
+            return
         outputs = flat_tensors(out)
         if not outputs:
             return  # metadata: size(), dim(), shape ...
@@ -785,8 +811,13 @@ class OpCounter:
         return TensorRef(next(self._fresh), saved.numel * size, size)
 
 
-#: Formulas of modules that multiply their input by their weights: both must have one dtype.
+#: Formulas of modules that multiply their input by their weights: both must have one dtype (torch:
+#: "mat1 and mat2 must have the same dtype", "Input type (long int) and bias type (float) should be the same").
 _SAME_DTYPE_PRODUCTS = frozenset({"conv", "conv_transpose", "linear", "mha", "rnn", "rnn_cell"})
+
+#: Formulas of norm modules, which take floating-point input only (torch: '"batch_norm" not implemented for
+#: 'Long'', "mixed dtype (CPU): all inputs must share same datatype"); a lower-precision float is allowed.
+_FLOATING_INPUT = frozenset({"batch_norm", "layer_norm", "group_norm"})
 
 #: Formulas of modules whose inner ops (linear layers, attention) autocast runs in lower precision but
 #: that reach the interceptor as one composite call (F.multi_head_attention_forward).

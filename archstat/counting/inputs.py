@@ -10,23 +10,39 @@ One grammar for every model, in ``input_shape`` and ``example_inputs`` alike:
 Nested lists, tuples and dicts are kept as they are. Generated tensors are float32,
 uniform in [0, 1) from a generator seeded with :data:`SEED` on a real device (so a count
 that has to run the model for real is reproducible), empty on ``meta``. Example tensors
-keep their dtypes; on meta they are replaced by empty tensors of the same shape.
+keep their dtypes; on meta they are replaced by empty tensors of the same shape. A shape
+torch could not make a tensor of (:data:`MAX_TENSOR_BYTES`) is refused when it is given.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from math import prod
 from typing import Any, Iterator, Sequence
 
 import torch
+from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
+from archstat.counting.shadow import has_uninitialized
 from archstat.errors import ArchstatError
 
-__all__ = ["SEED", "seeded", "Inputs", "inputs_from_shapes", "inputs_from_examples", "is_shape", "cast_floating"]
+__all__ = ["SEED", "MAX_TENSOR_BYTES", "seeded", "initialise_lazy", "Inputs", "inputs_from_shapes",
+           "inputs_from_examples", "is_shape", "check_shapes", "cast_floating"]
 
 #: Seed of every random input and random weight a count draws.
 SEED = 0
+
+#: The most bytes one tensor may hold: torch's ``storage_max()``, the largest int64 (``int64_t``
+#: and ``size_t`` must both hold a storage's size), which ``computeStorageNbytesContiguous`` in
+#: aten/src/ATen/EmptyTensor.cpp checks elements x element size against ("Storage size
+#: calculation overflowed"); a dimension itself must fit in an int64 too ("Overflow when
+#: unpacking long long"), which this bound implies.
+MAX_TENSOR_BYTES = 2 ** 63 - 1
+
+#: Bytes of the widest element a generated input is made in or cast to: float64, torch's
+#: widest default dtype and the widest dtype a count or a timing takes.
+_WIDEST_ELEMENT_BYTES = 8
 
 
 @contextmanager
@@ -40,6 +56,16 @@ def seeded(seed: int = SEED, cuda_devices: Sequence[int] = ()) -> Iterator[None]
         for index in cuda_devices:
             torch.cuda.default_generators[index].manual_seed(seed)
         yield
+
+
+def initialise_lazy(model: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
+    """Give ``model``'s lazy modules (``nn.LazyLinear``, ``nn.LazyConv2d`` ...) their parameters
+    with one forward pass on ``(args, kwargs)`` without autograd, when any are uninitialised, so
+    that what runs it afterwards (a timing, a tool, a memory measurement) runs a model with
+    shapes. Call it inside :func:`seeded`: the new parameters' values are random draws."""
+    if has_uninitialized(model):
+        with torch.no_grad():
+            model(*args, **kwargs)
 
 
 def is_shape(value: Any) -> bool:
@@ -108,18 +134,25 @@ class Inputs:
         return tuple(make(a) for a in self.args), {k: make(v) for k, v in self.kwargs.items()}
 
 
-def _check_shapes(spec: Any) -> None:
+def check_shapes(spec: Any) -> None:
+    """Refuse (one line) an ``input_shape`` that is not shapes, or one torch could not make."""
     if is_shape(spec):
         if any(d < 0 for d in spec):
             raise ArchstatError(f"input shape {tuple(spec)} has a negative size")
+        # Dimensions of size 0 left out: torch computes strides and the storage size as running
+        # products and refuses one that overflows, even when a 0 later makes the tensor empty.
+        elements = prod(d for d in spec if d)
+        if elements * _WIDEST_ELEMENT_BYTES > MAX_TENSOR_BYTES:
+            raise ArchstatError(f"input shape {tuple(spec)} is too large: {elements} elements of up to "
+                                f"{_WIDEST_ELEMENT_BYTES} bytes exceed torch's limit of 2**63 - 1 bytes for one tensor")
         return
     if isinstance(spec, (list, tuple)) and spec:
         for s in spec:
-            _check_shapes(s)
+            check_shapes(s)
         return
     if isinstance(spec, dict) and spec:
         for s in spec.values():
-            _check_shapes(s)
+            check_shapes(s)
         return
     raise ArchstatError(f"input shape {spec!r} is not a shape such as (1, 3, 224, 224), a tuple of shapes, "
                         f"a list or a dict of shapes")
@@ -127,7 +160,7 @@ def _check_shapes(spec: Any) -> None:
 
 def inputs_from_shapes(spec: Any) -> Inputs:
     """:class:`Inputs` from ``input_shape`` (see the module docstring)."""
-    _check_shapes(spec)
+    check_shapes(spec)
     if isinstance(spec, dict):
         return Inputs((), dict(spec), examples=False)
     if is_shape(spec) or isinstance(spec, list):

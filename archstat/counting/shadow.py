@@ -39,7 +39,7 @@ from torch.nn import parameter as _parameter
 from torch.nn.utils.spectral_norm import SpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm
 
-from archstat.errors import CountError
+from archstat.errors import ArchstatError, CountError, RefusedError
 
 __all__ = ["shadow_copy", "unique_tensors", "has_uninitialized", "KEPT_HOOKS", "UNINITIALIZED", "META"]
 
@@ -59,7 +59,7 @@ _KWARG_SETS = frozenset({"_forward_pre_hooks_with_kwargs", "_forward_hooks_with_
 #: How a module's own attributes are copied (every other attribute: as deepcopy copies it;
 #: ``_compiled_call_impl`` is dropped, as ``nn.Module.__getstate__`` drops it).
 _ROLES = {"_parameters": "parameters", "_buffers": "buffers", "_modules": "modules",
-          "_compiled_call_impl": "dropped", **{k: "hooks" for k in _HOOK_DICTS}, **{k: "flags" for k in _KWARG_SETS}}
+**{k: "hooks" for k in _HOOK_DICTS}, **{k: "flags" for k in _KWARG_SETS}}
 
 #: Values ``copy.deepcopy`` returns as they are.
 _ATOMIC = frozenset({type(None), bool, int, float, complex, str, bytes, type, range, types.FunctionType,
@@ -81,10 +81,13 @@ def unique_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
     return out
 
 
-def _stand_in(t: torch.Tensor, device: str) -> torch.Tensor:
+def _stand_in(t: torch.Tensor, device: str, dtype: torch.dtype | None) -> torch.Tensor:
+    """``t``'s stand-in on ``device``; a floating-point one in ``dtype`` where given."""
+    dtype = dtype if dtype is not None and t.is_floating_point() else t.dtype
     if isinstance(t, UNINITIALIZED):  # torch's stubs omit device and dtype
-        return type(t)(requires_grad=t.requires_grad, device=device, dtype=t.dtype)  # type: ignore[call-overload]
-    data = torch.empty_like(t, device=META) if device == "meta" else t.detach().to(device, copy=True)
+        return type(t)(requires_grad=t.requires_grad, device=device, dtype=dtype)  # type: ignore[call-overload]
+    data = torch.empty_like(t, device=META, dtype=dtype) if device == "meta" \
+        else t.detach().to(device, dtype, copy=True)
     if type(t) is nn.Parameter:  # what nn.Parameter(data, requires_grad) makes of a plain tensor
         return torch.Tensor._make_subclass(nn.Parameter, data, t.requires_grad)
     if type(t) is not torch.Tensor and isinstance(t, nn.Parameter):
@@ -117,8 +120,8 @@ def _copied_directly(cls: type) -> bool:
 class _Copier:
     """One shadow copy in the making: the deepcopy memo and the canonical parameter names."""
 
-    def __init__(self, device: str) -> None:
-        self.device = device
+    def __init__(self, device: str, dtype: torch.dtype | None) -> None:
+        self.device, self.dtype = device, dtype
         self.memo: dict[int, Any] = {}
         self.names: dict[int, str] = {}  # id(stand-in parameter) -> first qualified name
         self.deep_copied: list[nn.Module] = []  # modules copy.deepcopy made: their hooks are stripped after
@@ -126,7 +129,7 @@ class _Copier:
     def tensor(self, t: torch.Tensor) -> torch.Tensor:
         found = self.memo.get(id(t))
         if found is None:
-            found = self.memo[id(t)] = _stand_in(t, self.device)
+            found = self.memo[id(t)] = _stand_in(t, self.device, self.dtype)
         return found
 
     def seed(self, value: Any, depth: int = 0) -> None:
@@ -191,8 +194,6 @@ class _Copier:
             role = _ROLES.get(key)
             if role is None:
                 state[key] = self.value(v)
-            elif role == "dropped":
-                del state[key]
             elif not v:  # most of nn.Module's own dictionaries (hooks, flags, no parameters ...): empty
                 state[key] = memo[id(v)] = kind()
             elif role == "parameters":
@@ -217,11 +218,18 @@ class _Copier:
                 kept = {k for attr in _HOOK_DICTS for k in state.get(attr, ())}
                 for k in [k for k in state[key] if k not in kept]:
                     del state[key][k]
+        state.pop("_compiled_call_impl", None)  # Module.compile()'s graph: the copy runs the module's Python
         new.__setstate__(state)
         return new
 
     def deep(self, m: nn.Module, prefix: str) -> nn.Module:
-        """``copy.deepcopy`` of a module of a class with its own copy rules."""
+        """``copy.deepcopy`` of a module of a class with its own copy rules; a TorchScript
+        submodule is refused (its compiled graph runs outside the calls archstat sees)."""
+        if isinstance(m, torch.jit.ScriptModule):
+            raise RefusedError(f"submodule '{prefix.rstrip('.')}' ({getattr(m, 'original_name', type(m).__name__)}) "
+                               "is a TorchScript module: its compiled graph runs outside the Python calls archstat "
+                               "counts; count the model with that submodule as an nn.Module, before torch.jit.script "
+                               "/ torch.jit.trace")
         for _, t in unique_tensors(m):
             self.tensor(t)
         for name, p in m.named_parameters():
@@ -246,17 +254,21 @@ def _strip_hooks(module: nn.Module) -> None:
                 getattr(module, kwarg_set, {}).pop(key, None)
 
 
-def shadow_copy(model: nn.Module, device: str = "meta") -> tuple[nn.Module, dict[int, str]]:
+def shadow_copy(model: nn.Module, device: str = "meta",
+                dtype: torch.dtype | None = None) -> tuple[nn.Module, dict[int, str]]:
     """A copy of ``model`` to run instead of it (see the module docstring).
 
     ``device``: ``"meta"`` (stand-ins without data) or a real device (copies of the
-    values). Tensors kept as plain attributes get the same treatment. Returns the copy, in
+    values). ``dtype``: the floating-point stand-ins' dtype (None: each tensor's own), as
+    ``model.to(dtype)`` would make them. Tensors kept as plain attributes get the same treatment. Returns the copy, in
     the same training mode, and ``{id(stand-in parameter): canonical name}`` for every
     parameter. Raises :class:`CountError` when the model cannot be deep-copied.
     """
-    copier = _Copier(device)
+    copier = _Copier(device, dtype)
     try:
         shadow = copier.module(model, "")
+    except ArchstatError:
+        raise
     except Exception as exc:
         raise CountError(f"{type(model).__name__} cannot be copied to count it without touching it "
                          f"(copy.deepcopy failed: {type(exc).__name__}: {exc}); pass a model that can be "

@@ -20,11 +20,12 @@ import torch
 from torch import nn
 
 from archstat.conventions import BIAS, MULTIPLY_ADD_TYPES, components, convention, op_type
+from archstat.counting.inputs import initialise_lazy, seeded
 from archstat.counting.shadow import shadow_copy
 from archstat.counting.stats import ModelStats, format_shape
 from archstat.crosscheck.reconcile import Flag, ToolReconciliation, Unverified, close, reconcile_tool
 from archstat.errors import ArchstatError
-from archstat.tools import TOOLS, ToolResult
+from archstat.tools import TOOLS, Tool, ToolResult
 
 __all__ = ["check", "CheckReport", "TypeRow", "PaperFigure"]
 
@@ -276,6 +277,23 @@ def _real_model(model_or_name: nn.Module | str, model_kwargs: dict[str, Any] | N
     return shadow_copy(model_or_name, "cpu")[0].eval()
 
 
+def _run_tools(report: CheckReport, tools: dict[str, Tool], model: nn.Module, shape: tuple[int, ...]) -> None:
+    """Run each of ``tools`` on ``model`` (its lazy modules initialised first, so that every tool
+    counts the same model) with one input of ``shape``, into ``report``."""
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    initialise_lazy(model, (x,), {})
+    module_types = {n: type(m).__name__ for n, m in model.named_modules()}
+    for tool_name, tool in tools.items():
+        try:
+            result = tool.run(model, x)
+        except Exception as exc:  # a tool that cannot count this model: reported, the others still run
+            first = str(exc).strip().splitlines()
+            report.failed[tool_name] = f"{type(exc).__name__}: {first[0] if first else ''}".strip()
+            continue
+        report.results[tool_name] = result
+        report.reconciliations[tool_name] = reconcile_tool(report.stats, result, tool, module_types)
+
+
 def _paper_figures(name: str) -> list[PaperFigure]:
     """Published multiply-add figures the zoo links to ``name``: its own, or (for a
     torchvision name) those of zoo networks that are, or say how they differ from, it."""
@@ -311,7 +329,9 @@ def check(model_or_name: nn.Module | str, input_shape: Sequence[int] | None = No
     ``(N, C, H, W)``, by default the model's published size (names) or ``1x3x224x224``.
     ``tools``: a subset of ``fvcore, thop, torch, ptflops`` (default: all). A tool that
     is not installed is listed in ``report.missing`` and the others still run; one that
-    raises is listed in ``report.failed`` with its error.
+    raises is listed in ``report.failed`` with its error. The tools run under
+    :func:`~archstat.counting.inputs.seeded`: the caller's random number generators are left
+    as they were.
     """
     import archstat
     from archstat.counting.inputs import is_shape
@@ -338,18 +358,8 @@ def check(model_or_name: nn.Module | str, input_shape: Sequence[int] | None = No
         else:
             available[tool] = TOOLS[tool]
     if available:
-        model = _real_model(model_or_name, model_kwargs)
-        x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
-        module_types = {n: type(m).__name__ for n, m in model.named_modules()}
-        for tool_name, tool in available.items():
-            try:
-                result = tool.run(model, x)
-            except Exception as exc:  # a tool that cannot count this model: reported, the others still run
-                first = str(exc).strip().splitlines()
-                report.failed[tool_name] = f"{type(exc).__name__}: {first[0] if first else ''}".strip()
-                continue
-            report.results[tool_name] = result
-            report.reconciliations[tool_name] = reconcile_tool(stats, result, tool, module_types)
+        with seeded():  # random weights, a lazy module's first pass, the tools' runs: not the caller's generator
+            _run_tools(report, available, _real_model(model_or_name, model_kwargs), shape)
     if isinstance(model_or_name, str):
         report.published = _paper_figures(model_or_name)
     return report

@@ -18,11 +18,13 @@ from typing import Any, Callable, Mapping
 
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.utils import parametrize
 from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.instancenorm import _InstanceNorm
 
 from archstat.counting.build import build_structure
 from archstat.counting.handlers import FormulaCall, handler_for_module
+from archstat.counting.shadow import KEPT_HOOKS
 from archstat.counting.stats import ModelStats, OpRecord, format_shape
 from archstat.errors import ArchstatError
 
@@ -130,6 +132,14 @@ def _rebuilder(module: nn.Module, formula: str) -> Rebuild | None:
     return next((fn for (name, cls), fn in REBUILDERS.items() if name == formula and isinstance(module, cls)), None)
 
 
+def _derived_weights(module: nn.Module) -> bool:
+    """Are ``module``'s weights computed from other parameters (``parametrize``, the old
+    ``weight_norm`` / ``spectral_norm`` hooks)? Then it holds those, not the weights its formula
+    counts, as the counter's rows do (the parameters are in the rows that compute the weights)."""
+    return parametrize.is_parametrized(module) or any(isinstance(h, KEPT_HOOKS)
+                                                      for h in module._forward_pre_hooks.values())
+
+
 def _compare(r: OpRecord, module: nn.Module, call: FormulaCall, count_bias: bool) -> None:
     op = call.evaluate(count_bias=count_bias)
     recorded = {"madds": r.cost.madds, "flops": r.cost.flops, "mem_access": r.cost.mem_access,
@@ -137,7 +147,7 @@ def _compare(r: OpRecord, module: nn.Module, call: FormulaCall, count_bias: bool
     rebuilt = {"madds": op.cost.madds, "flops": op.cost.flops, "mem_access": op.cost.mem_access,
                "output shape": format_shape(op.output_shape)}
     held = sum(p.numel() for p in module.parameters())
-    if op.cost.params != held:
+    if op.cost.params != held and not _derived_weights(module):
         recorded["params"], rebuilt["params"] = held, op.cost.params
     diffs = [f"{k} {recorded[k]} vs {rebuilt[k]}" for k in rebuilt if recorded[k] != rebuilt[k]]
     if diffs:

@@ -49,6 +49,7 @@ __all__ = [
     "formula",
     "numel",
     "expand",
+    "wrap_dim",
 ]
 
 
@@ -242,6 +243,16 @@ def expand(value: IntOrSeq, ndim: int, what: str = "value") -> tuple[int, ...]:
     if len(values) != ndim:
         raise ValueError(f"{what} {values} does not have {ndim} entries")
     return values
+
+
+def wrap_dim(dim: int, ndim: int) -> int:
+    """``dim`` of a tensor of ``ndim`` dimensions as an index ``0 <= d < ndim`` (``-1`` -> the
+    last); out of range it is refused as torch's ``maybe_wrap_dim`` refuses it, with its
+    message. A 0-d tensor takes ``dim`` -1 and 0, as in torch (its index is 0)."""
+    top = max(ndim, 1)
+    if not -top <= dim < top:
+        raise ShapeError(f"Dimension out of range (expected to be in range of [{-top}, {top - 1}], but got {dim})")
+    return dim % top
 
 
 def _int_tuple(values: Sequence[int]) -> tuple[int, ...]:

@@ -10,7 +10,7 @@ cache model of :mod:`archstat.latency.memory_model` is the one that makes it fre
 
 from __future__ import annotations
 
-from archstat.formulas.core import Category, Cost, OpCost, Shape, formula, numel
+from archstat.formulas.core import Category, Cost, OpCost, Shape, formula, numel, wrap_dim
 from archstat.formulas.linear import broadcast_shapes
 
 __all__ = ["elementwise", "loss", "ACTIVATIONS", "ELEMENTWISE_OPS"]
@@ -36,7 +36,7 @@ ELEMENTWISE_OPS = frozenset({
 
 
 @formula("elementwise")
-def elementwise(op: str, *shapes: Shape, params: int = 0) -> OpCost:
+def elementwise(op: str, *shapes: Shape, params: int = 0, dim: int | None = None) -> OpCost:
     """Element-wise ``op`` over tensors of ``shapes`` (broadcast together).
 
     flops: ``numel(output)``. mem_access: ``sum(numel(inputs)) + numel(output)``.
@@ -45,8 +45,13 @@ def elementwise(op: str, *shapes: Shape, params: int = 0) -> OpCost:
     A python scalar operand is not a tensor and is not passed here. ``params`` is the
     size of operands that are learnable (PReLU's slopes, ConvNeXt's layer scale, ViT's
     position embedding): they are among ``shapes`` already, so mem_access is unchanged.
+    ``dim``: the dimension a softmax (log-softmax, softmin) normalises over; out of range
+    of the output's dimensions it is refused with torch's message
+    (:func:`~archstat.formulas.core.wrap_dim`); it does not change the cost.
     """
     out = broadcast_shapes(*shapes)
+    if dim is not None:
+        wrap_dim(dim, len(out))
     family = "activation" if op in ACTIVATIONS else "elementwise"
     return OpCost(Cost(params=params, flops=numel(out), mem_access=sum(numel(s) for s in shapes) + numel(out)),
                   out, Category(family, op))

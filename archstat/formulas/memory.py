@@ -90,6 +90,14 @@ INTERPOLATION_TAPS = {"nearest": 1, "nearest-exact": 1, "area": 1, "linear": 2, 
                       "trilinear": 8, "bicubic": 16}
 
 
+#: The input ranks each ``F.interpolate`` mode takes, as torch's ``F.interpolate`` dispatches
+#: them: 3-D, 4-D or 5-D for nearest and area, only the rank the name implies for the
+#: others (``"Got 4D input, but trilinear mode needs 5D input"``); any other rank or mode is
+#: a ``NotImplementedError`` ("Only 3D, 4D and 5D input Tensors supported").
+_INTERPOLATION_RANKS = {"nearest": (3, 4, 5), "nearest-exact": (3, 4, 5), "area": (3, 4, 5), "linear": (3,),
+                        "bilinear": (4,), "bicubic": (4,), "lanczos": (4,), "trilinear": (5,)}
+
+
 @formula("interpolate")
 def interpolate(input_shape: Shape, size: int | Sequence[int] | None = None,
                 scale_factor: float | Sequence[float] | None = None, mode: str = "nearest") -> OpCost:
@@ -97,13 +105,30 @@ def interpolate(input_shape: Shape, size: int | Sequence[int] | None = None,
 
     Output size: ``size``, else ``floor(in * scale_factor)``. flops: output elements x
     taps of the mode (:data:`INTERPOLATION_TAPS`: nearest 1, bilinear 4, bicubic 16 ...).
-    mem_access: input + output.
+    mem_access: input + output. Refused as ``F.interpolate`` refuses them: an input rank
+    the mode does not take (``linear`` 3-D, ``bilinear`` / ``bicubic`` 4-D, ``trilinear``
+    5-D, nearest and area 3-D to 5-D), both or neither of ``size`` and ``scale_factor``, and
+    a sequence of either whose length is not the input's number of spatial dimensions.
     """
+    ranks = _INTERPOLATION_RANKS.get(mode, ())
+    if len(input_shape) not in ranks:
+        if len(ranks) == 1 and len(input_shape) in (3, 4, 5):
+            raise ShapeError(f"Got {len(input_shape)}D input, but {mode} mode needs {ranks[0]}D input")
+        raise ShapeError(f"Only 3D, 4D and 5D input Tensors supported (got {len(input_shape)}D) for the modes: "
+                         f"{' | '.join(_INTERPOLATION_RANKS)} (got {mode})")
     nd = len(input_shape) - 2
+    if size is not None and scale_factor is not None:
+        raise ShapeError("only one of size or scale_factor should be defined")
     if size is not None:
+        if not isinstance(size, int) and len(size) != nd:
+            raise ShapeError(f"Input and output must have the same number of spatial dimensions, but got input "
+                             f"{tuple(input_shape)} and output size {list(size)}")
         out_spatial = expand(size, nd, "size")
     elif scale_factor is not None:
         factors = (scale_factor,) * nd if isinstance(scale_factor, (int, float)) else tuple(scale_factor)
+        if len(factors) != nd:
+            raise ShapeError(f"Input and scale_factor must have the same number of spatial dimensions, but got input "
+                             f"{tuple(input_shape)} and scale_factor {factors}")
         out_spatial = tuple(floor(i * f) for i, f in zip(input_shape[2:], factors))
     else:
         raise ShapeError("interpolate needs size or scale_factor")

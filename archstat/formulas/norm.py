@@ -38,12 +38,18 @@ def batch_norm(input_shape: Shape, affine: bool = True, track_running_stats: boo
     mem_access: input + output + gamma, beta + running mean, var (``2C`` more when
     tracked; written back as well in training): every tensor the kernel touches.
     ``num_features`` (the layer's own C) refuses an input with another channel count;
-    ``spatial_dims`` lets an instance norm's input be unbatched ``(C, *spatial)``.
+    ``spatial_dims`` lets an instance norm's input be unbatched ``(C, *spatial)``. A batch
+    norm computing batch statistics from one value per channel (``N * prod(spatial) == 1``)
+    is refused as ``F.batch_norm(training=True)`` refuses it (``_verify_batch_size``: "Expected
+    more than 1 value per channel when training"); ``training`` is exactly that argument of
+    ``F.batch_norm`` (nn.BatchNorm passes True in eval mode too without running statistics).
     """
     shape, unbatched = with_batch(input_shape, spatial_dims, op.replace("_", " "))
     c = shape[1]
     if num_features is not None and c != num_features:
         raise ShapeError(f"expects {num_features} channels, got {c} (input {'x'.join(map(str, input_shape))})")
+    if training and op == "batch_norm" and shape[0] * numel(shape[2:]) == 1:
+        raise ShapeError(f"Expected more than 1 value per channel when training, got input size {tuple(input_shape)}")
     stats = (2 * c if track_running_stats else 0) * (2 if training and track_running_stats else 1)
     return _elementwise_affine(shape, 2 * c if affine else 0, stats, op, without_batch(shape, unbatched),
                                1 + (BATCH_STATISTICS_FLOPS if training else 0))

@@ -11,7 +11,8 @@ from __future__ import annotations
 from math import prod
 from typing import Sequence
 
-from archstat.formulas.core import Category, Cost, IntOrSeq, OpCost, Shape, ShapeError, expand, formula, numel
+from archstat.formulas.core import (Category, Cost, EmptyOutputError, IntOrSeq, OpCost, Shape, ShapeError, expand,
+                                    formula, numel, wrap_dim)
 from archstat.formulas.shapes import adaptive_windows, pool_output_size
 
 __all__ = ["pool", "adaptive_pool", "reduction"]
@@ -32,7 +33,10 @@ def pool(
     """Max / average pooling over the last ``spatial_dims`` dimensions of ``input_shape``.
 
     Output size: :func:`~archstat.formulas.shapes.pool_output_size`, or ``output_size`` for
-    pools that place their windows themselves (fractional max pooling, at random).
+    pools that place their windows themselves (fractional max pooling, at random). A 3-D
+    average pool also refuses an input smaller than its kernel before padding, as ATen's
+    ``avg_pool3d`` does (``pool3d_shape_check`` with ``check_input_size``: "input image
+    smaller than kernel size").
     flops: ``numel(output) * prod(kernel)``. mem_access: input + output.
     """
     nd = spatial_dims or len(input_shape) - 2
@@ -40,7 +44,10 @@ def pool(
     lead, spatial = tuple(input_shape[:-nd]), tuple(input_shape[-nd:])
     k = expand(kernel_size, nd, "kernel_size")
     out_spatial = expand(output_size, nd, "output_size") if output_size is not None else \
-        pool_output_size(spatial, k, stride, padding, dilation, ceil_mode)
+        pool_output_size(spatial, k, stride, padding, dilation, ceil_mode)  # first: torch checks the padding first
+    if mode == "avg" and nd == 3 and output_size is None and any(i < ki for i, ki in zip(spatial, k)):
+        raise EmptyOutputError(f"input image {'x'.join(map(str, spatial))} smaller than kernel size "
+                               f"{'x'.join(map(str, k))}")
     out = (*lead, *out_spatial)
     return OpCost(
         Cost(flops=numel(out) * prod(k), mem_access=numel(input_shape) + numel(out)),
@@ -88,15 +95,14 @@ def reduction(input_shape: Shape, dims: Sequence[int] | int | None = None, keepd
               op: str = "mean") -> OpCost:
     """``mean`` / ``sum`` / ``amax`` ... over ``dims`` (all dims when ``None``).
 
-    flops: one per input element. mem_access: input + output.
+    flops: one per input element. mem_access: input + output. A dim out of range is
+    refused with torch's message (:func:`~archstat.formulas.core.wrap_dim`).
     """
     ndim = len(input_shape)
     if dims is None or (not isinstance(dims, int) and len(dims) == 0):
         reduced = set(range(ndim))
     else:
-        reduced = {d % ndim if ndim else 0 for d in ((dims,) if isinstance(dims, int) else dims)}
-        if any(not -ndim <= d < max(ndim, 1) for d in ((dims,) if isinstance(dims, int) else dims)):
-            raise ShapeError(f"reduction over dims {dims} of a {ndim}-d tensor")
+        reduced = {wrap_dim(d, ndim) for d in ((dims,) if isinstance(dims, int) else dims)}
     out = tuple(1 if i in reduced else s for i, s in enumerate(input_shape) if keepdim or i not in reduced)
     return OpCost(Cost(flops=numel(input_shape), mem_access=numel(input_shape) + numel(out)), out,
                   Category("reduction", op))

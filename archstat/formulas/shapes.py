@@ -91,12 +91,20 @@ def pool_output_size(
     As convolution, with ``stride`` defaulting to ``kernel_size``; with ``ceil_mode``
     the division rounds up, but a window that would start in the right padding is
     dropped (``(out - 1) * s >= in + p`` -> ``out - 1``), exactly as ATen's
-    ``pooling_output_shape``.
+    ``pooling_output_shape``. Padding more than half the kernel, ``p > k // 2`` in any
+    dimension, is refused as torch refuses it, whatever the dilation: ATen's
+    ``pool2d_shape_check`` / ``pool3d_shape_check`` ("pad should be smaller than or equal
+    to half of kernel size") and ``max_pool1d``'s check compare the padding with the
+    undilated kernel, stricter than ``pooling_output_shape``'s "at most half of effective
+    kernel size".
     """
     nd = len(in_sizes)
     k = expand(kernel_size, nd, "kernel_size")
     s = k if stride is None or (not isinstance(stride, int) and len(stride) == 0) else expand(stride, nd, "stride")
     p, d = expand(padding, nd, "padding"), expand(dilation, nd, "dilation")
+    for ki, pi in zip(k, p):
+        if pi > ki // 2:
+            raise ShapeError(f"pad should be at most half of kernel size, but got pad={pi} and kernel_size={ki}")
     out = []
     for i, ki, si, pi, di in zip(in_sizes, k, s, p, d):
         span = i + 2 * pi - di * (ki - 1) - 1
@@ -114,8 +122,13 @@ def adaptive_windows(in_size: int, out_size: int) -> list[int]:
 
     Window ``i`` spans ``[floor(i*in/out), ceil((i+1)*in/out))`` (ATen's
     ``start_index`` / ``end_index``), so windows may overlap when ``in`` is not a
-    multiple of ``out``.
+    multiple of ``out``. An output size of 0 has no windows: torch's adaptive average and
+    max pools return an empty output then; they refuse a negative output size and an empty
+    input ("Expected input to have non-zero size for non-batch dimensions").
     """
-    if out_size <= 0 or in_size <= 0:
-        raise EmptyOutputError(f"adaptive pooling from {in_size} to {out_size} is not possible")
+    if out_size < 0:
+        raise ShapeError(f"adaptive pooling: output size must be greater than or equal to 0, got {out_size}")
+    if in_size <= 0:
+        raise ShapeError(f"adaptive pooling: expected input to have non-zero size for non-batch dimensions, "
+                         f"got size {in_size}")
     return [-(-(i + 1) * in_size // out_size) - (i * in_size // out_size) for i in range(out_size)]

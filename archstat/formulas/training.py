@@ -357,7 +357,7 @@ def _lrn(input_shape: Shape, size: int, *, needs: Needs) -> Backward:
 
 
 @backward_rule("elementwise")
-def _elementwise(op: str, *shapes: Shape, params: int = 0, needs: Needs) -> Backward:
+def _elementwise(op: str, *shapes: Shape, params: int = 0, dim: int | None = None, needs: Needs) -> Backward:
     """Element-wise ops: 1 flop per element of every operand gradient (the product with the
     local derivative; a broadcast operand's gradient is then summed, included). Saves what
     the derivative needs: the output for :data:`SAVES_OUTPUT` (ReLU, sigmoid, softmax ...),
@@ -365,7 +365,8 @@ def _elementwise(op: str, *shapes: Shape, params: int = 0, needs: Needs) -> Back
     one's gradient needs, for ``div`` the divisor (and the dividend if the divisor needs a
     gradient), for ``where`` the condition, for dropout (recorded in training only) its
     mask (on the CPU, torch keeps the scaled noise tensor in the op's dtype), and otherwise
-    the operands (GELU, SiLU, hardswish, clamp, pow ...)."""
+    the operands (GELU, SiLU, hardswish, clamp, pow ...). ``dim`` (a softmax's, checked by
+    the forward formula) changes none of it."""
     flops = _input_grad_flops(shapes, needs)
     if op in SAVES_OUTPUT:
         saved: tuple[SavedTensor, ...] = (SavedTensor(output=True),)

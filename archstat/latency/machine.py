@@ -16,8 +16,8 @@ import torch
 
 from archstat.errors import ArchstatError
 
-__all__ = ["environment", "cpu_model", "check_device", "load_average", "other_busy_processes", "contention_note",
-           "ENVIRONMENT_COLUMNS", "DeviceUnavailableError"]
+__all__ = ["environment", "cpu_model", "check_device", "cuda_indices", "load_average", "other_busy_processes",
+           "contention_note", "ENVIRONMENT_COLUMNS", "DeviceUnavailableError"]
 
 #: Keys of :func:`environment`, in the order they are written.
 ENVIRONMENT_COLUMNS = ("device_name", "cpu", "logical_cores", "usable_cores", "threads", "load_avg_1m",
@@ -54,6 +54,12 @@ def check_device(device: str) -> str:
     if index >= torch.cuda.device_count():
         raise DeviceUnavailableError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible")
     return device
+
+
+def cuda_indices(device: str) -> list[int]:
+    """The CUDA device indices ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``) runs on: whose
+    random generators :func:`~archstat.counting.inputs.seeded` must fork besides the CPU's."""
+    return [torch.device(device).index or 0] if device.startswith("cuda") else []
 
 
 def _usable_cores() -> int:

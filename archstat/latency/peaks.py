@@ -23,8 +23,9 @@ from dataclasses import dataclass
 
 import torch
 
+from archstat.counting.inputs import seeded
 from archstat.errors import ArchstatError
-from archstat.latency.machine import check_device
+from archstat.latency.machine import check_device, cuda_indices
 from archstat.latency.timing import parse_dtype, torch_threads
 
 __all__ = ["Peaks", "calibrate"]
@@ -84,15 +85,16 @@ def calibrate(device: str = "cpu", *, threads: int | None = None, dtype: torch.d
     on_gpu = device.startswith("cuda")
     n = matmul_size or (8192 if on_gpu else 1024)
     mib = copy_mib or (1024 if on_gpu else 256)
+    with seeded(cuda_devices=cuda_indices(device)):  # the matrices' values: not from the caller's generators
+        a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     with torch_threads(threads) as used, torch.inference_mode():
-        mm_s = _best_seconds(partial(torch.mm, torch.randn(n, n, device=device, dtype=dtype),
-                                     torch.randn(n, n, device=device, dtype=dtype)), device, warmup=2, repeats=repeats)
+        mm_s = _best_seconds(partial(torch.mm, a, b), device, warmup=2, repeats=repeats)
         itemsize = torch.empty((), dtype=dtype).element_size()
         src = torch.empty(mib * 2 ** 20 // itemsize, device=device, dtype=dtype).fill_(1)
         copy_s = _best_seconds(partial(torch.Tensor.copy_, torch.empty_like(src), src), device, warmup=1,
                                repeats=repeats)
         moved = 2 * src.numel() * itemsize
-        del src
+        del src, a, b
     dtype_name = str(dtype).removeprefix("torch.")
     return Peaks(2.0 * n ** 3 / mm_s, moved / copy_s,
                  f"measured on {device}, {used} thread(s), {dtype_name}: {n}x{n} matmul, {mib} MiB copy, "

@@ -11,7 +11,10 @@ A latency needs real execution, so models are built with random weights on the C
 * records how many other processes were running (sampled after each round) and the
   load average, so a timing taken on a busy machine says so
   (:func:`~archstat.latency.machine.contention_note`);
-* reports the median and the spread (quartiles, min, max), not a mean alone.
+* reports the median and the spread (quartiles, min, max), not a mean alone;
+* draws every random number (weights, inputs, a lazy module's parameters, a forward pass
+  that samples) from forks of the CPU and CUDA generators it uses, seeded
+  (:func:`~archstat.counting.inputs.seeded`): the caller's random state is left as it was.
 
 :func:`measure_interleaved` times several prepared models round-robin (one run of
 each per round), so a slow drift of the machine (turbo, another process) spreads
@@ -30,11 +33,11 @@ from typing import Any, Iterator, Sequence
 import torch
 from torch import nn
 
-from archstat.counting.inputs import inputs_from_shapes, is_shape, seeded
+from archstat.counting.inputs import initialise_lazy, inputs_from_shapes, is_shape, seeded
 from archstat.counting.shadow import shadow_copy
 from archstat.counting.stats import format_shape
 from archstat.errors import ArchstatError
-from archstat.latency.machine import check_device, contention_note, environment, other_busy_processes
+from archstat.latency.machine import check_device, contention_note, cuda_indices, environment, other_busy_processes
 from archstat.latency.statistics import Spread, spread
 
 __all__ = ["Timing", "Runner", "prepare", "measure", "measure_interleaved", "torch_threads", "parse_dtype",
@@ -145,18 +148,14 @@ def _has_meta_tensors(model: nn.Module) -> bool:
     return any(t.is_meta for t in list(model.parameters()) + list(model.buffers()))
 
 
-def _placed(model: nn.Module, device: str, dtype: torch.dtype, channels_last: bool) -> nn.Module:
+def _placed(model: nn.Module, device: str, dtype: torch.dtype) -> nn.Module:
     """A copy of ``model`` on ``device``/``dtype`` in eval mode, without the caller's hooks
     (:func:`~archstat.counting.shadow.shadow_copy`): the caller's model is never run, and keeps
     its device, dtype, memory format, hooks and training flag."""
-    placed = shadow_copy(model, device)[0].to(device=device, dtype=dtype)
-    if channels_last:
-        placed = placed.to(memory_format=torch.channels_last)
-    return placed.eval()
+    return shadow_copy(model, device)[0].to(device=device, dtype=dtype).eval()
 
 
-def _build(name: str, model_kwargs: dict[str, Any] | None, device: str, dtype: torch.dtype,
-           channels_last: bool) -> nn.Module:
+def _build(name: str, model_kwargs: dict[str, Any] | None, device: str, dtype: torch.dtype) -> nn.Module:
     """Model ``name`` with random weights, built on the CPU, then placed on ``device`` in eval mode."""
     from archstat.models import create_model
 
@@ -167,8 +166,7 @@ def _build(name: str, model_kwargs: dict[str, Any] | None, device: str, dtype: t
         raise
     except Exception as exc:
         raise MeasureError(f"{name}: building with random weights failed: {type(exc).__name__}: {exc}") from None
-    model = model.to(device=device, dtype=dtype).eval()
-    return model.to(memory_format=torch.channels_last) if channels_last else model
+    return model.to(device=device, dtype=dtype).eval()
 
 
 def prepare(model_or_name: nn.Module | str, input_shape: Sequence[int] | None = None, *, device: str = "cpu",
@@ -178,8 +176,9 @@ def prepare(model_or_name: nn.Module | str, input_shape: Sequence[int] | None = 
 
     ``input_shape`` is the full ``(N, C, H, W)`` (or several inputs, in
     :func:`archstat.count`'s grammar); by default the input a named model was published at,
-    ``(1, 3, 224, 224)`` for a module. ``seed`` fixes the random weights and inputs, so two
-    runs time the same numbers; the caller's random state is restored.
+    ``(1, 3, 224, 224)`` for a module. ``seed`` fixes the random weights and inputs (and a lazy
+    module's parameters, given by one untimed pass here), so two runs time the same numbers;
+    the caller's random state is restored.
     """
     from archstat.models import input_spec
 
@@ -196,14 +195,19 @@ def prepare(model_or_name: nn.Module | str, input_shape: Sequence[int] | None = 
                                "with real weights (on the CPU)")
     else:
         raise ArchstatError(f"measure() takes an nn.Module or a model name, not {type(model_or_name).__name__}")
-    gpus = [torch.device(device).index or 0] if device.startswith("cuda") else []
-    with seeded(seed, gpus):
-        model = _build(name, model_kwargs, device, dtype, channels_last) if isinstance(model_or_name, str) \
-            else _placed(model_or_name, device, dtype, channels_last)
-        inputs = inputs_from_shapes(shape)
-        args, kwargs = inputs.materialise(device)
-    args, kwargs = _cast((args, kwargs), dtype, channels_last)
-    return Runner(label or name, model, args, kwargs, inputs.shapes, device, channels_last, dtype)
+    inputs = inputs_from_shapes(shape)  # a bad shape is refused before the model is built
+    with seeded(seed, cuda_indices(device)):
+        model = _build(name, model_kwargs, device, dtype) if isinstance(model_or_name, str) \
+            else _placed(model_or_name, device, dtype)
+        args, kwargs = _cast(inputs.materialise(device), dtype, channels_last)
+        runner = Runner(label or name, model, args, kwargs, inputs.shapes, device, channels_last, dtype)
+        try:
+            initialise_lazy(model, args, kwargs)
+        except Exception as exc:
+            raise _forward_failed(runner, exc) from None
+    if channels_last:  # after initialise_lazy: an uninitialised parameter has no memory format
+        model.to(memory_format=torch.channels_last)
+    return runner
 
 
 def _cast(value: Any, dtype: torch.dtype, channels_last: bool) -> Any:
@@ -227,7 +231,9 @@ def measure_interleaved(runners: Sequence[Runner], *, warmup: int = 5, repeats: 
         raise ArchstatError(f"need warmup >= 0 and repeats >= 1, got warmup={warmup}, repeats={repeats}")
     times: list[list[float]] = [[] for _ in runners]
     busy = [other_busy_processes()]
-    with torch_threads(threads) as used, torch.inference_mode():
+    gpus = sorted({index for r in runners for index in cuda_indices(r.device)})
+    # seeded: a forward pass that draws random numbers draws them from a fork, not the caller's generators
+    with torch_threads(threads) as used, seeded(cuda_devices=gpus), torch.inference_mode():
         for runner in runners:
             for _ in range(warmup):
                 _run(runner)
@@ -254,9 +260,14 @@ def _run(runner: Runner) -> None:
     try:
         runner.run()
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise MeasureError(f"{runner.label} on input {format_shape(runner.input_shape)}: forward failed: "
-                           f"{type(exc).__name__}: {first}") from None
+        raise _forward_failed(runner, exc) from None
+
+
+def _forward_failed(runner: Runner, exc: Exception) -> MeasureError:
+    """The one-line error of ``runner``'s forward pass raising ``exc``."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return MeasureError(f"{runner.label} on input {format_shape(runner.input_shape)}: forward failed: "
+                        f"{type(exc).__name__}: {first}")
 
 
 def measure(model_or_name: nn.Module | str, input_shape: Sequence[int] | None = None, *, device: str = "cpu",

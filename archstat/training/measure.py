@@ -31,9 +31,10 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from archstat.counting.inputs import cast_floating, inputs_from_shapes, seeded
+from archstat.counting.inputs import cast_floating, initialise_lazy, inputs_from_shapes, seeded
 from archstat.counting.shadow import shadow_copy
 from archstat.errors import ArchstatError
+from archstat.latency.machine import check_device, cuda_indices
 
 __all__ = ["StepMeasurement", "measure_step", "measure_forward", "make_optimizer", "check_dtype"]
 
@@ -72,9 +73,11 @@ def make_optimizer(name: str, params: list[nn.Parameter]) -> torch.optim.Optimiz
 
 
 def check_dtype(device: str, dtype: torch.dtype) -> None:
-    """Refuse, in one line, a dtype the device cannot train a convolution in."""
+    """Refuse, in one line, a dtype the device cannot train a convolution in. The probe's random
+    weights come from a seeded fork of the generators: the caller's are left as they were."""
     try:
-        conv = nn.Conv2d(2, 2, 3).to(device=device, dtype=dtype)
+        with seeded(cuda_devices=cuda_indices(device)):
+            conv = nn.Conv2d(2, 2, 3).to(device=device, dtype=dtype)
         conv(torch.ones(1, 2, 4, 4, device=device, dtype=dtype)).sum().backward()
     except (RuntimeError, NotImplementedError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -101,25 +104,25 @@ def _nbytes(tensors) -> int:
 
 def _prepared(model_or_name: nn.Module | str, input_shape: Any, device: str, dtype: torch.dtype,
               model_kwargs: dict[str, Any] | None) -> tuple[str, nn.Module, Any, tuple, dict]:
-    """The model (built with random weights, or a copy of the caller's) and its inputs on ``device``."""
-    from archstat.latency.machine import check_device
+    """The model (built with random weights, or a copy of the caller's, its lazy modules given
+    their parameters) and its inputs on the checked ``device``; call it inside :func:`seeded`."""
     from archstat.models import create_model, input_spec
 
-    device = check_device(device)
     check_dtype(device, dtype)
     if isinstance(model_or_name, str):
         name = model_or_name
-        with seeded():
-            model = create_model(name, **(model_kwargs or {}))
         shape = input_shape if input_shape is not None else input_spec(name).shapes()
+        inputs = inputs_from_shapes(shape)  # a bad shape is refused before the model is built
+        model = create_model(name, **(model_kwargs or {}))
     else:
         name = type(model_or_name).__name__
+        inputs = inputs_from_shapes(input_shape if input_shape is not None else (1, 3, 224, 224))
         model = shadow_copy(model_or_name, "cpu")[0]
-        shape = input_shape if input_shape is not None else (1, 3, 224, 224)
     model = model.to(device=device, dtype=dtype)
-    inputs = inputs_from_shapes(shape)
     args, kwargs = inputs.materialise(device)
-    return name, model, inputs.shapes, cast_floating(args, dtype), cast_floating(kwargs, dtype)
+    args, kwargs = cast_floating(args, dtype), cast_floating(kwargs, dtype)
+    initialise_lazy(model, args, kwargs)
+    return name, model, inputs.shapes, args, kwargs
 
 
 def _peak_of(run: Callable[[], None], device: str, baseline: int) -> tuple[int, str]:
@@ -137,7 +140,15 @@ def _peak_of(run: Callable[[], None], device: str, baseline: int) -> tuple[int, 
 def measure_forward(model_or_name: nn.Module | str, input_shape: Any = None, *, device: str = "cpu",
                     dtype: torch.dtype = torch.float32, model_kwargs: dict[str, Any] | None = None
                     ) -> StepMeasurement:
-    """Measure the peak memory of one inference forward pass (eval mode, no grad) after a warm-up one."""
+    """Measure the peak memory of one inference forward pass (eval mode, no grad) after a warm-up
+    one. The caller's random number generators are left as they were."""
+    device = check_device(device)
+    with seeded(cuda_devices=cuda_indices(device)):
+        return _measure_forward(model_or_name, input_shape, device, dtype, model_kwargs)
+
+
+def _measure_forward(model_or_name: nn.Module | str, input_shape: Any, device: str, dtype: torch.dtype,
+                     model_kwargs: dict[str, Any] | None) -> StepMeasurement:
     from archstat.counting.counter import flat_tensors
 
     name, model, shapes, args, kwargs = _prepared(model_or_name, input_shape, device, dtype, model_kwargs)
@@ -163,7 +174,8 @@ def measure_step(model_or_name: nn.Module | str, input_shape: Any = None, *, opt
     number generators are left as they were."""
     if autocast is not None and autocast not in (torch.float16, torch.bfloat16):
         raise ArchstatError(f"autocast takes torch.float16 or torch.bfloat16, not {autocast!r}")
-    with torch.random.fork_rng(devices=[torch.device(device).index or 0] if device.startswith("cuda") else []):
+    device = check_device(device)
+    with seeded(cuda_devices=cuda_indices(device)):
         return _measure_step(model_or_name, input_shape, optimizer, device, dtype, autocast, model_kwargs)
 
 

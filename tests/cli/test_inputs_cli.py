@@ -82,3 +82,33 @@ def test_ops_lists_what_archstat_knows(capsys) -> None:
     assert all(r["formula"] == "rnn" and r["counts"] == "madds" for r in rows)
     code, _, err = run_cli(capsys, "ops", "no_such_op")
     assert code == 2 and "no op matches" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ("--input-size", "99999999999999999999x64x64"),  # a dimension beyond int64: was a TypeError from torch
+    ("--batch", "99999999999999999999999"),          # the same, in the batch
+    ("--input-size", "3x4000000000x4000000000"),     # 4.8e19 elements: was torch's storage size overflow
+    ("--input-shape", "1x3x4000000000x4000000000"),
+])
+def test_an_oversized_input_is_refused_in_one_line(capsys, argv) -> None:
+    code, out, err = run_cli(capsys, "table", "--models", "squeezenet1_0", *argv)
+    assert code == 2 and out == "" and err.count("\n") == 1 and "too large" in err and "internal error" not in err
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (("--input-size", ""), "input size is empty"),          # used to mean the published size
+    (("--input-size", "  "), "input size is empty"),
+    (("--input-size", "3x224x224x"), "has an empty part"),    # used to be 3x224x224
+    (("--input-size", "3xx224"), "has an empty part"),
+    (("--input-shape", ""), "has an empty shape"),  # used to mean the published size
+    (("--input-shape", "1x3x64x64,"), "has an empty shape"),  # used to be 1x3x64x64
+    (("--models", "fasterrcnn_mobilenet_v3_large_320_fpn", "--batch", "99999999999999999999999"), "too large"),
+])
+def test_an_empty_size_or_part_is_refused(capsys, argv, needle: str) -> None:
+    code, out, err = run_cli(capsys, "table", "--models", "squeezenet1_0", *argv)
+    assert code == 2 and out == "" and err.count("\n") == 1 and needle in err
+
+
+def test_input_size_excludes_input_shape_even_when_empty(capsys) -> None:
+    code, _, err = run_cli(capsys, "table", "--models", "resnet18", "--input-shape", "1x3x64x64", "--input-size", "")
+    assert code == 2 and "without --input-size and --batch" in err

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import stat
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from contextlib import contextmanager, nullcontext
@@ -235,3 +238,39 @@ def test_files_get_the_users_umask_and_a_replaced_file_keeps_its_mode(capsys, tm
     assert stat.S_IMODE((tmp_path / "new.csv").stat().st_mode) == 0o640
     assert stat.S_IMODE((tmp_path / "old.csv").stat().st_mode) == 0o600
     assert (tmp_path / "old.csv").read_text() == _ops_csv(capsys)
+
+
+@pytest.mark.parametrize("option,command", [("--out", "table"), ("--out-dir", "report")])
+def test_an_empty_output_name_is_refused_before_any_work(capsys, monkeypatch, option: str, command: str) -> None:
+    # "" used to be taken as no option at all: stdout for --out, the default folder for --out-dir
+    monkeypatch.setattr(f"archstat.cli.{command}.run", lambda args: pytest.fail("the work started"))
+    argv = {"table": ["--models", "lenet5"], "report": ["--quick"]}[command]
+    code, out, err = run_cli(capsys, command, *argv, option, "")
+    assert code == 2 and out == "" and err == f"archstat: error: {option} is empty: give a " \
+        f"{'file' if option == '--out' else 'folder'} name, or leave {option} out\n"
+
+
+def _cli(argv: list[str], stdout) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "archstat", *argv], stdout=stdout, stderr=subprocess.PIPE,
+                            text=True)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+@pytest.mark.parametrize("argv", [["ops", "lstm", "--format", "csv"], ["ops"]],
+                         ids=["fits the buffer: fails at the flush", "115 kB: fails in the write"])
+def test_stdout_on_a_full_device_is_one_line(argv: list[str]) -> None:
+    # as --out /dev/full is (test_a_full_device_is_one_line_and_stays_a_device); it used to be an internal error
+    with open("/dev/full", "w") as full:
+        proc = _cli(argv, full)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and err == "archstat: error: cannot write to stdout: No space left on device\n"
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGPIPE"), reason="no SIGPIPE on this platform")
+def test_a_closed_pipe_ends_quietly_with_the_sigpipe_status() -> None:
+    # `archstat ... | head -1`: head has what it wanted; no message, the status the shell gives a program
+    # SIGPIPE ended (128 + the signal), as `cat` gets there; it used to be an internal error, status 1
+    proc = _cli(["ops"], subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before archstat writes (it is still importing)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 128 + signal.SIGPIPE and err == ""

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 import archstat
+from archstat.counting.handlers import FREE_FUNCTIONS, UNCOUNTED, call_handler, normalise_name
 from archstat.counting.inputs import SEED
-from archstat.errors import CountError, InputTooSmallError, UncountedOpWarning, UnknownModelError
+from archstat.errors import (CountError, FormulaMismatchWarning, InputShapeError, InputTooSmallError,
+                             UncountedOpWarning, UnknownModelError)
 
 
 class UnknownOp(nn.Module):
@@ -283,3 +287,115 @@ def test_parameters_used_through_views_or_as_inputs_count_once_where_first_used(
     stats = archstat.count(model, shape)
     assert [r.cost.params for r in stats.records] == rows and not stats.unused_params
     assert sum(rows) == stats.params == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("layer, shape, match", [
+    # torch: "pad should be at most half of effective kernel size, but got pad=2, kernel_size=2"
+    (nn.MaxPool2d(2, padding=2), (1, 3, 8, 8), "pad should be at most half of kernel size"),
+    (nn.AvgPool2d(2, padding=2), (1, 3, 8, 8), "pad should be at most half of kernel size"),
+    # torch: "Got 3D input, but bilinear mode needs 4D input"
+    (nn.Upsample(scale_factor=2, mode="bilinear"), (1, 3, 8), "bilinear mode needs 4D input"),
+    # torch: "Dimension out of range (expected to be in range of [-4, 3], but got 5)"
+    (nn.Softmax(5), (1, 3, 8, 8), r"range of \[-4, 3\], but got 5"),
+    (nn.LogSoftmax(-5), (1, 3, 8, 8), r"range of \[-4, 3\], but got -5"),
+], ids=["max_pool_padding", "avg_pool_padding", "upsample_rank", "softmax_dim", "log_softmax_dim"])
+def test_layer_input_torch_rejects_is_refused_with_the_layer_name(layer: nn.Module, shape: tuple, match: str) -> None:
+    with pytest.raises(Exception):  # torch itself (on the CPU) refuses it
+        layer(torch.rand(shape))
+    with pytest.raises(InputShapeError, match=rf"layer '{type(layer).__name__}' .*{match}"):
+        archstat.count(layer, shape)
+
+
+def test_batch_norm_training_on_one_value_per_channel_is_refused() -> None:
+    # torch, training: "Expected more than 1 value per channel when training" for BatchNorm1d(4) on (1, 4), and
+    # in resnet18 at 32x32 for layer4's 1x1 maps of a batch of one (32 / 32 = 1); at inference both are fine
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        nn.BatchNorm1d(4).train()(torch.rand(1, 4))
+    with pytest.raises(InputShapeError, match=r"layer 'BatchNorm1d' .*more than 1 value per channel"):
+        archstat.count(nn.BatchNorm1d(4), (1, 4), mode="train")
+    assert archstat.count(nn.BatchNorm1d(4), (1, 4)).flops == 4  # eval: one flop per element
+    with pytest.raises(InputShapeError, match=r"layer 'layer4\.0\.bn1' \(BatchNorm2d\) cannot take input 1x512x1x1"):
+        archstat.count("resnet18", (1, 3, 32, 32), mode="train")
+    assert archstat.count("resnet18", (2, 3, 32, 32), mode="train").madds > 0  # 2 values per channel: fine
+
+
+@pytest.mark.parametrize("layer", [nn.AdaptiveAvgPool2d(0), nn.AdaptiveMaxPool2d(0)], ids=["avg", "max"])
+def test_adaptive_pool_to_size_zero_gives_the_empty_output_torch_gives(layer: nn.Module) -> None:
+    out = layer(torch.rand(1, 3, 8, 8))
+    out = out[0] if isinstance(out, tuple) else out
+    assert tuple(out.shape) == (1, 3, 0, 0)  # torch accepts it
+    [row] = archstat.count(layer, (1, 3, 8, 8)).records
+    assert row.output_shape == (1, 3, 0, 0) and row.cost.flops == 0 and not row.note
+
+
+class _Pdist(nn.Module):
+    def forward(self, x):
+        return F.pdist(x)
+
+
+class _SoftmaxOverDim5(nn.Module):
+    def forward(self, x):
+        return x.softmax(5)
+
+
+def test_pdist_output_is_torchs_vector_of_pair_distances() -> None:
+    # F.pdist of 4 rows of 16: a 1-D tensor of 4*3/2 = 6 distances, 16 multiply-adds each: 96
+    assert tuple(F.pdist(torch.rand(4, 16)).shape) == (6,)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FormulaMismatchWarning)
+        stats = archstat.count(_Pdist(), (4, 16), check_shapes=True)
+    [row] = stats.records
+    assert row.output_shape == (6,) and row.cost.madds == 96 and not row.note
+
+
+def test_softmax_over_a_dim_out_of_range_is_never_counted() -> None:
+    # torch (CPU) refuses x.softmax(5) on a 4-D x; its meta kernel does not, so the call runs and the
+    # formula refuses it: an uncounted row saying why, with the warning, not 192 flops
+    with pytest.raises(IndexError):
+        torch.rand(1, 3, 8, 8).softmax(5)
+    with pytest.warns(UncountedOpWarning, match="softmax"):
+        stats = archstat.count(_SoftmaxOverDim5(), (1, 3, 8, 8))
+    [row] = stats.uncounted
+    assert "Dimension out of range" in row.note and stats.flops == 0
+
+
+class RawAten(nn.Module):
+    """Calls torch.ops.aten overloads directly: a known op (mm) and one archstat has no formula for (kron)."""
+
+    def forward(self, x):
+        return torch.ops.aten.kron.default(torch.ops.aten.mm.default(x, x.t()), x)
+
+
+def test_raw_aten_ops_are_named_by_their_op_not_their_overload() -> None:
+    # mm of (4, 3) and (3, 4): 4*3*4 = 48 multiply-adds; kron is not known: an uncounted row named "kron"
+    assert normalise_name(torch.ops.aten.mm.default) == "mm" and normalise_name(torch.ops.aten.add.Tensor) == "add"
+    with pytest.warns(UncountedOpWarning, match=r"kron \(torch\._ops\.aten\.kron\.default"):
+        stats = archstat.count(RawAten(), (4, 3))
+    assert [(r.name, r.counted) for r in stats.records] == [("mm", True), ("kron", False)]
+    assert stats.madds == 48
+
+
+def test_leaving_torch_for_numpy_is_declared_uncounted_not_free() -> None:
+    # x.numpy() and np.asarray(x) (Tensor.__array__) hand the values to NumPy, where archstat sees nothing
+    assert normalise_name(torch.Tensor.numpy) == "numpy" and normalise_name(torch.Tensor.__array__) == "array"
+    for name, func in (("numpy", torch.Tensor.numpy), ("array", torch.Tensor.__array__)):
+        assert name not in FREE_FUNCTIONS and "outside torch is not counted" in UNCOUNTED[name]
+        assert call_handler(name, func, (), {}, None) is None  # no formula: uncounted
+
+
+class ThroughNumpy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x):
+        y = self.lin(x).detach().numpy()
+        return torch.from_numpy(y @ y.T)
+
+
+def test_computation_in_numpy_is_an_uncounted_row_and_a_warning() -> None:
+    with pytest.warns(UncountedOpWarning, match="numpy"):
+        stats = archstat.count(ThroughNumpy(), (2, 4))
+    [row] = stats.uncounted
+    assert row.name == "numpy" and "outside torch is not counted" in row.note
+    assert stats.madds == 2 * 4 * 4  # the linear layer, counted; y @ y.T ran in NumPy

@@ -117,13 +117,25 @@ def test_no_stand_in_for_a_channels_last_input() -> None:
     assert _layout(out) == _layout(expected) and out.is_contiguous(memory_format=torch.channels_last)
 
 
-@pytest.mark.parametrize("layer", [nn.Conv2d(4, 4, 3), nn.Linear(5, 4)], ids=["conv", "linear"])
-def test_input_of_another_dtype_than_the_weights_is_refused(layer: nn.Module) -> None:
-    shape = (2, 4, 5, 5) if isinstance(layer, nn.Conv2d) else (2, 5)
+@pytest.mark.parametrize("layer, dtype", [  # a norm takes lower-precision floats beside float32 weights: not those
+    (nn.Conv2d(4, 4, 3), torch.float16), (nn.Linear(5, 4), torch.float16), (nn.Conv2d(4, 4, 3), torch.int64),
+    (nn.Linear(5, 4), torch.int64), (nn.BatchNorm2d(4), torch.int64), (nn.GroupNorm(2, 4), torch.int64)],
+    ids=["conv-float16", "linear-float16", "conv-int64", "linear-int64", "batch_norm-int64", "group_norm-int64"])
+def test_input_of_another_dtype_than_the_weights_is_refused(layer: nn.Module, dtype: torch.dtype) -> None:
+    shape = (2, 5) if isinstance(layer, nn.Linear) else (2, 4, 5, 5)
     with pytest.raises(RuntimeError):  # what torch does on the CPU (meta kernels do not check)
-        layer(torch.zeros(shape, dtype=torch.float16))
-    with pytest.raises(InputShapeError, match="float16.*float32"):
-        archstat.count(nn.Sequential(layer), example_inputs=torch.zeros(shape, dtype=torch.float16))
+        layer.eval()(torch.zeros(shape, dtype=dtype))
+    with pytest.raises(InputShapeError, match=f"layer '0'.*{str(dtype).removeprefix('torch.')}.*float32"):
+        archstat.count(nn.Sequential(layer), example_inputs=torch.zeros(shape, dtype=dtype))
+
+
+def test_a_model_is_counted_in_its_own_dtype_unless_another_is_asked_for() -> None:
+    # a half model: archstat's inputs are made in float16 and every element is 2 bytes; asked for
+    # float32, its copy is cast (the caller's model stays half). conv 3->4 3x3 on 8x8: 4*36*27 = 3,888 madds
+    model = nn.Sequential(nn.Conv2d(3, 4, 3)).half()
+    own, cast = archstat.count(model, (1, 3, 8, 8)), archstat.count(model, (1, 3, 8, 8), dtype=torch.float32)
+    assert (own.madds, own.itemsize) == (3_888, 2) and (cast.madds, cast.itemsize) == (3_888, 4)
+    assert cast.mem_access_bytes == 2 * own.mem_access_bytes and model[0].weight.dtype == torch.float16
 
 
 def test_attention_with_a_mask_runs_torch() -> None:

@@ -38,6 +38,57 @@ def test_torchscript_is_refused_with_a_reason(make) -> None:
         archstat.count(scripted, (1, 3, 8, 8))
 
 
+def test_a_torchscript_submodule_is_refused_by_name() -> None:
+    class Wrapper(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = torch.jit.script(nn.Sequential(nn.Conv2d(3, 4, 3)))
+
+        def forward(self, x):
+            return self.body(x)
+
+    with pytest.raises(RefusedError, match="submodule 'body' .*TorchScript"):
+        archstat.count(Wrapper(), (1, 3, 8, 8))
+
+
+def test_a_module_compiled_in_place_is_counted_through_its_python() -> None:
+    # Module.compile() keeps the module and sets its _compiled_call_impl; conv 3->4 3x3 on 8x8 -> 6x6:
+    # 4*36*27 = 3,888 multiply-adds
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    model.compile()
+    assert count(model, (1, 3, 8, 8)).madds == 3_888
+    assert model._compiled_call_impl is not None  # the caller's compiled call is kept
+
+
+def test_ops_under_vmap_are_uncounted_not_counted_per_example() -> None:
+    # torch.vmap hands each op one example's shapes (16 features, not 8 x 16): counting those would give
+    # 16*16 = 256 madds for a batch that costs 8*16*16 = 2,048, so the op is an uncounted row instead
+    class Vmapped(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(16, 16)
+            self.w = nn.Parameter(torch.rand(16, 16))
+
+        def forward(self, x):
+            return torch.vmap(lambda r: self.lin(r) @ self.w)(x)
+
+    with pytest.warns(archstat.UncountedOpWarning, match="2 op"):
+        stats = archstat.count(Vmapped(), (8, 16))
+    assert stats.madds == 0 and [r.name for r in stats.uncounted] == ["lin:linear", "matmul"]
+    assert all("torch.vmap" in r.note for r in stats.uncounted)
+
+
+def test_a_training_count_inside_inference_mode_is_the_same() -> None:
+    # inference mode makes tensors that record no graph: the count's own run must not inherit it
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(512, 10))
+    outside = archstat.count(model, (2, 3, 8, 8), mode="train")
+    with torch.inference_mode():
+        inside = archstat.count(model, (2, 3, 8, 8), mode="train")
+    assert outside.backward_madds > 0  # the linear layer's input gradient is 2*512*10 of it
+    assert (inside.backward_madds, inside.saved_bytes, inside.peak_train_bytes) == \
+        (outside.backward_madds, outside.saved_bytes, outside.peak_train_bytes)
+
+
 def test_a_compiled_module_is_counted_through_its_original() -> None:
     # torch.compile wraps the module without compiling until it is called; archstat counts the original:
     # conv 3->4 3x3 on 8x8 -> 6x6: 4*36*27 = 3,888 multiply-adds

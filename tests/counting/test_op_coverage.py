@@ -13,7 +13,8 @@ from torch import nn
 
 import archstat
 from archstat.counting.catalog import catalog
-from archstat.counting.handlers import FREE_FUNCTIONS, FUNCTION_HANDLERS, MODULE_HANDLERS, REFUSED, normalise_name
+from archstat.counting.handlers import (FREE_FUNCTIONS, FUNCTION_HANDLERS, MODULE_HANDLERS, REFUSED, UNCOUNTED,
+                                        normalise_name)
 
 KNOWN = set(FUNCTION_HANDLERS) | FREE_FUNCTIONS | set(REFUSED)
 
@@ -142,8 +143,10 @@ def test_composite_ops_leave_nothing_uncounted(name: str) -> None:
 
 
 def test_catalog_lists_every_registration_once() -> None:
-    # one row per module class, function handler, free function and refused op: nothing kept by hand
+    # one row per module class, function handler, free function, refused and uncounted op: nothing kept by hand
     entries = catalog()
-    assert len(entries) == len(MODULE_HANDLERS) + len(FUNCTION_HANDLERS) + len(FREE_FUNCTIONS) + len(REFUSED)
+    assert len(entries) == len(MODULE_HANDLERS) + len(FUNCTION_HANDLERS) + len(FREE_FUNCTIONS) + len(REFUSED) \
+        + len(UNCOUNTED)
     assert len({(e.via, e.name) for e in entries}) == len(entries)
-    assert {e.counts for e in entries} <= {"madds", "flops", "memory", "free", "refused"}
+    assert {e.counts for e in entries} <= {"madds", "flops", "memory", "free", "refused", "uncounted"}
+    assert {e.name for e in entries if e.counts == "uncounted"} >= {"numpy"}  # leaving torch for NumPy

@@ -82,6 +82,23 @@ def test_the_callers_model_is_left_untouched() -> None:
     assert torch.nn.functional.relu.__module__ == "torch.nn.functional"  # ptflops's patches undone
 
 
+@pytest.mark.parametrize("make", [
+    lambda: nn.Sequential(nn.LazyConv2d(4, 3), nn.Flatten()),  # the first tool's run gave it weights, unseeded
+    lambda: "lenet5",                                           # its random weights were drawn from the caller's
+], ids=["lazy module", "name"])
+def test_check_leaves_the_callers_random_state(make) -> None:
+    model = make()  # built before the state is taken: its own draws are the caller's
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    report = quiet_check(model, None if isinstance(model, str) else (2, 3, 8, 8), tools=["torch"])
+    assert torch.equal(torch.get_rng_state(), state)
+    # FlopCounterMode's FLOPs / 2 are archstat's madds for conv and linear (all the madds here): it ran on the
+    # initialised model, as archstat counted it
+    assert report.results["torch"].total == report.stats.madds > 0
+    if isinstance(model, nn.Module):
+        assert model[0].has_uninitialized_params()  # the caller's lazy module is still lazy
+
+
 def test_totals_and_csv(capsys) -> None:
     pytest.importorskip("fvcore", reason="fvcore is an optional counter")
     code, out, _ = run_cli(capsys, "check", "--models", "resnet18", "--input-size", "112x112", "--format", "csv",

@@ -64,3 +64,29 @@ def test_a_wrong_handler_is_caught_by_name(monkeypatch) -> None:
         with pytest.raises(LayerMismatchError, match=r"verify: layer '1' \(Conv2d"):
             archstat.count(model, (1, 3, 16, 16), verify=True)
         archstat.count(model, (1, 3, 16, 16))  # without verify the count goes through
+
+
+@pytest.mark.parametrize("make", [lambda: nn.utils.weight_norm(nn.Conv2d(3, 8, 3)),
+                                  lambda: nn.utils.parametrizations.weight_norm(nn.Conv2d(3, 8, 3))],
+                         ids=["old-weight-norm", "parametrized-weight-norm"])
+@pytest.mark.filterwarnings("ignore:.*weight_norm.* is deprecated:FutureWarning")
+def test_a_weight_normalised_layer_verifies(make) -> None:
+    # the layer holds g (8) and v (8*3*9 = 216) and the bias (8): 232 params, where the formula's weight is
+    # 216 + 8 = 224; the weights are computed from g and v, so the rows and the module agree on 232 in all
+    stats = archstat.count(nn.Sequential(make()), (1, 3, 8, 8), verify=True)
+    assert stats.params == 232 and "1 layers recomputed" in stats.notes[-1]
+
+
+def test_verify_never_runs_the_callers_parametrizations() -> None:
+    import torch.nn.utils.parametrize as parametrize
+
+    class Symmetric(nn.Module):
+        def forward(self, x):
+            return x + x.T
+
+    model = nn.Sequential(nn.Linear(4, 4))
+    parametrize.register_parametrization(model[0], "weight", Symmetric())
+    calls: list[int] = []
+    model[0].parametrizations.weight[0].register_forward_hook(lambda *args: calls.append(1))
+    archstat.count(model, (1, 4), verify=True)
+    assert calls == []  # verification reads the weight of its own copy

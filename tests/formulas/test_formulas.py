@@ -170,3 +170,56 @@ def test_interpolate() -> None:
     op = interpolate((1, 8, 10, 10), scale_factor=2, mode="bilinear")
     assert op.output_shape == (1, 8, 20, 20) and op.cost.flops == 3200 * 4
     assert interpolate((1, 8, 10, 10), size=(5, 7)).output_shape == (1, 8, 5, 7)
+
+
+def test_softmax_dim_out_of_range_is_refused_with_torchs_message() -> None:
+    # torch (CPU): x.softmax(5) on a 4-D x raises "Dimension out of range (expected to be in range of [-4, 3],
+    # but got 5)"; -4 .. 3 are the dims of a 4-D tensor, and a 0-d tensor takes -1 and 0 (maybe_wrap_dim)
+    with pytest.raises(ShapeError, match=r"expected to be in range of \[-4, 3\], but got 5\)"):
+        elementwise("softmax", (1, 3, 8, 8), dim=5)
+    with pytest.raises(ShapeError, match=r"but got -5\)"):
+        elementwise("log_softmax", (1, 3, 8, 8), dim=-5)
+    # in range, the dim changes nothing: one flop per element, 192 of them
+    assert elementwise("softmax", (1, 3, 8, 8), dim=-4) == elementwise("softmax", (1, 3, 8, 8))
+    assert elementwise("softmax", (), dim=-1).cost.flops == 1
+    with pytest.raises(ShapeError, match=r"range of \[-1, 0\], but got 1\)"):
+        elementwise("softmax", (), dim=1)
+
+
+def test_reduction_over_a_dim_out_of_range_is_refused_with_torchs_message() -> None:
+    # torch: x.mean(5) on a 4-D x -> "Dimension out of range (expected to be in range of [-4, 3], but got 5)"
+    with pytest.raises(ShapeError, match=r"range of \[-4, 3\], but got 5\)"):
+        reduction((1, 3, 8, 8), 5)
+    with pytest.raises(ShapeError, match=r"but got -5\)"):
+        reduction((1, 3, 8, 8), (1, -5))
+    assert reduction((), -1).output_shape == ()  # a 0-d tensor takes dim -1 (torch.tensor(1.).sum(-1))
+
+
+@pytest.mark.parametrize("shape", [(1, 4), (1, 4, 1), (1, 4, 1, 1), (1, 4, 1, 1, 1)])
+def test_batch_norm_refuses_batch_statistics_of_one_value_per_channel(shape: tuple) -> None:
+    # F.batch_norm(training=True) raises "Expected more than 1 value per channel when training" when
+    # N * prod(spatial) == 1 (torch.nn.functional._verify_batch_size); at inference the running statistics
+    # are used and the input is fine: one flop per element, 4 of them
+    with pytest.raises(ShapeError, match="Expected more than 1 value per channel when training"):
+        batch_norm(shape, training=True)
+    assert batch_norm(shape).cost.flops == 4
+
+
+def test_batch_norm_with_two_values_per_channel_or_an_empty_batch_trains() -> None:
+    # torch accepts N * prod(spatial) == 2 ((2, 4) or (1, 4, 2)) and an empty batch (0 values: the check is == 1)
+    assert batch_norm((1, 4, 2), training=True).output_shape == (1, 4, 2)
+    assert batch_norm((2, 4), training=True).output_shape == (2, 4)
+    assert batch_norm((0, 4, 1, 1), training=True).cost.flops == 0
+    # an instance norm's statistics are per sample: no such check here (op="instance_norm")
+    assert batch_norm((1, 4, 2, 2), op="instance_norm").output_shape == (1, 4, 2, 2)
+
+
+def test_adaptive_pool_to_size_zero_is_an_empty_output() -> None:
+    # torch: nn.AdaptiveAvgPool2d(0) / AdaptiveMaxPool2d(0) on (1, 3, 8, 8) return an empty (1, 3, 0, 0):
+    # no window combines anything (0 flops); mem_access reads the input, 192 elements, and writes none
+    for mode in ("avg", "max"):
+        op = adaptive_pool((1, 3, 8, 8), 0, mode=mode)
+        assert op.output_shape == (1, 3, 0, 0) and op.cost.flops == 0 and op.cost.mem_access == 192
+    assert adaptive_pool((1, 3, 8, 8), (0, 2)).output_shape == (1, 3, 0, 2)
+    with pytest.raises(ShapeError, match="greater than or equal to 0"):
+        adaptive_pool((1, 3, 8, 8), -1)

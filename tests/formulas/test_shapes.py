@@ -9,7 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from archstat.formulas import (ShapeError, adaptive_windows, conv_output_size, conv_transpose_output_size,
-                               pool_output_size)
+                               interpolate, pool, pool_output_size)
 
 META = torch.device("meta")
 
@@ -103,3 +103,82 @@ def test_seed_shorthand_is_right_only_rounded_up(h: int, k: int, s: int, p: int)
     shorthand = h + 2 * p + 1 - k
     assert -(-shorthand // s) == rows == conv_output_size((h,), k, s, p)[0]
     assert (shorthand // s == rows) == (shorthand % s == 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(conv_geometry(), st.sampled_from(["max", "avg"]))
+def test_pool_padding_over_half_the_kernel_is_refused_as_torch_refuses_it(geometry, mode: str) -> None:
+    """torch refuses ``padding > kernel_size // 2`` in any dimension, whatever the dilation (ATen's
+    pool2d/pool3d_shape_check compare it with the undilated kernel, max_pool1d too); the padding here is
+    drawn up to 3, above half of most kernels. Average pools have no dilation; a 3-D one also refuses an
+    input smaller than its kernel before padding."""
+    nd, size, k, s, p, d = geometry
+    d = d if mode == "max" else (1,) * nd
+    x = torch.empty(1, 1, *size, device=META)
+    fn = getattr(F, f"{mode}_pool{nd}d")
+    try:
+        expected = tuple((fn(x, k, s, p, d) if mode == "max" else fn(x, k, s, p)).shape[2:])
+    except RuntimeError as exc:
+        with pytest.raises(ShapeError) as refused:
+            pool((1, 1, *size), k, s, p, d, mode=mode)
+        if "pad should be" in str(exc):  # torch's padding check (else the output would be empty)
+            assert "pad should be at most half of kernel size" in str(refused.value)
+        return
+    assert pool((1, 1, *size), k, s, p, d, mode=mode).output_shape[2:] == expected
+
+
+def test_pool_padding_check_matches_the_reviewers_case() -> None:
+    # nn.MaxPool2d(2, padding=2) / nn.AvgPool2d(2, padding=2) on 8x8: torch raises "pad should be at most
+    # half of effective kernel size, but got pad=2, kernel_size=2"; padding 1 = 2 // 2 is allowed
+    x = torch.empty(1, 3, 8, 8)
+    with pytest.raises(RuntimeError, match="pad should be at most half"):
+        F.max_pool2d(x, 2, padding=2)
+    with pytest.raises(ShapeError, match="pad=2 and kernel_size=2"):
+        pool_output_size((8, 8), 2, padding=2)
+    assert pool_output_size((8, 8), 2, padding=1) == tuple(F.max_pool2d(x, 2, padding=1).shape[2:]) == (5, 5)
+
+
+@pytest.mark.parametrize("n_in,n_out", [(8, 0), (8, -1), (0, 2)])
+def test_adaptive_windows_follow_torch_at_zero_sizes(n_in: int, n_out: int) -> None:
+    # torch (CPU kernels): output size 0 is an empty output (no windows); a negative output size ("elements of
+    # output_size must be greater than or equal to 0") and an empty input ("Expected input to have non-zero
+    # size for non-batch dimensions") are refused
+    x = torch.rand(1, 1, n_in)
+    try:
+        torch_windows = F.adaptive_avg_pool1d(x, n_out).shape[-1]
+    except RuntimeError:
+        with pytest.raises(ShapeError):
+            adaptive_windows(n_in, n_out)
+        return
+    assert len(adaptive_windows(n_in, n_out)) == torch_windows == 0
+
+
+_MODES = ["nearest", "nearest-exact", "area", "linear", "bilinear", "bicubic", "trilinear"]
+
+
+@pytest.mark.parametrize("mode", _MODES)
+@pytest.mark.parametrize("rank", [2, 3, 4, 5, 6])
+def test_interpolate_takes_the_ranks_torch_takes_for_each_mode(mode: str, rank: int) -> None:
+    """F.interpolate dispatches each mode to a kernel of one rank (linear 3-D, bilinear and bicubic 4-D,
+    trilinear 5-D; nearest and area 3-D to 5-D) and raises NotImplementedError for any other rank: the
+    oracle is torch itself, on meta."""
+    shape = (1, 2, *(4,) * (rank - 2))
+    try:
+        expected = tuple(F.interpolate(torch.empty(shape, device=META), scale_factor=2, mode=mode).shape)
+    except NotImplementedError as exc:
+        with pytest.raises(ShapeError) as refused:
+            interpolate(shape, scale_factor=2, mode=mode)
+        if "needs" in str(exc):  # "Got 4D input, but trilinear mode needs 5D input": the same words
+            assert str(refused.value) == str(exc)
+        return
+    assert interpolate(shape, scale_factor=2, mode=mode).output_shape == expected
+
+
+@pytest.mark.parametrize("kwargs", [dict(size=(8,)), dict(scale_factor=(2.0, 2.0, 2.0)),
+                                    dict(size=8, scale_factor=2.0)])
+def test_interpolate_refuses_sizes_torch_refuses(kwargs: dict) -> None:
+    # torch: a size / scale_factor sequence must have one entry per spatial dim, and only one of them is given
+    with pytest.raises(ValueError):
+        F.interpolate(torch.empty(1, 2, 4, 4, device=META), **kwargs)
+    with pytest.raises(ShapeError):
+        interpolate((1, 2, 4, 4), **kwargs)

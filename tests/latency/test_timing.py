@@ -105,3 +105,54 @@ def test_contention_is_noted_from_the_recorded_load() -> None:
     assert "load 2.6 on 2 usable core(s)" in contention_note({**quiet, "load_avg_1m": 2.6})
     assert contention_note({**quiet, "other_busy": 3, "device_name": "H100"}) is None  # a GPU run
     assert contention_note({**quiet, "load_avg_1m": None, "other_busy": None}) is None  # nothing recorded
+
+
+class _Noisy(nn.Module):
+    """Draws random numbers in every forward pass, as a model sampling noise in eval mode may."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.rand_like(x)
+
+
+@pytest.mark.parametrize("make,channels_last", [
+    # a lazy module gets its weights on a first pass: it used to be the first warm-up run, unseeded
+    (lambda: nn.Sequential(nn.LazyConv2d(4, 3)), False),
+    # channels_last converted the copy before that pass and failed on the uninitialised weight
+    (lambda: nn.Sequential(nn.LazyConv2d(4, 3)), True),
+    (_Noisy, False),  # every warm-up and timed run draws
+])
+def test_timing_leaves_the_callers_random_state(make, channels_last: bool) -> None:
+    model = make()
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    t = measure(model, (2, 3, 8, 8), warmup=1, repeats=2, channels_last=channels_last)
+    assert torch.equal(torch.get_rng_state(), state) and len(t.times_ms) == 2
+    lazy = [m for m in model.modules() if isinstance(m, nn.LazyConv2d)]
+    assert all(m.has_uninitialized_params() for m in lazy)  # the caller's lazy module is still lazy
+
+
+def test_a_lazy_model_is_timed_with_seeded_channels_last_weights() -> None:
+    runner = prepare(nn.Sequential(nn.LazyConv2d(4, 3)), (2, 3, 8, 8), channels_last=True)
+    again = prepare(nn.Sequential(nn.LazyConv2d(4, 3)), (2, 3, 8, 8), channels_last=True)
+    weight = runner.model[0].weight
+    assert weight.shape == (4, 3, 3, 3) and weight.is_contiguous(memory_format=torch.channels_last)
+    assert not weight.is_contiguous()  # really converted, not contiguous both ways (a 3x3 kernel is not)
+    assert torch.equal(weight, again.model[0].weight)  # drawn from the seed, so two runs time the same numbers
+
+
+def test_a_lazy_model_on_input_it_rejects_is_one_line() -> None:
+    with pytest.raises(MeasureError, match=r"^Sequential on input 2x3x2x2: forward failed: RuntimeError"):
+        prepare(nn.Sequential(nn.LazyConv2d(4, 3)), (2, 3, 2, 2))  # 2x2 is smaller than the 3x3 kernel
+
+
+def test_an_oversized_shape_is_refused_before_the_model_is_built(monkeypatch) -> None:
+    monkeypatch.setattr("archstat.models.create_model", lambda *a, **k: pytest.fail("the model was built"))
+    with pytest.raises(ArchstatError, match="too large"):
+        prepare("resnet18", (1, 3, 4000000000, 4000000000))
+
+
+def test_calibration_leaves_the_callers_random_state() -> None:
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    calibrate(matmul_size=16, copy_mib=1, repeats=1)  # its matrices are random: it used to draw them from here
+    assert torch.equal(torch.get_rng_state(), state)

@@ -97,3 +97,38 @@ def test_measuring_a_step_leaves_the_callers_random_state_and_environment() -> N
     state, env = torch.get_rng_state(), dict(os.environ)
     measure_step(model, (4, 8))
     assert torch.equal(torch.get_rng_state(), state) and dict(os.environ) == env
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten()),      # the dtype probe's conv drew its weights here
+    lambda: nn.Sequential(nn.LazyConv2d(4, 3), nn.Flatten()),     # and the lazy conv its weights in the warm-up
+    lambda: "lenet5",                                             # and a name its random weights
+], ids=["module", "lazy module", "name"])
+def test_measuring_a_forward_pass_leaves_the_callers_random_state(make) -> None:
+    from archstat.training.measure import measure_forward
+
+    model = make()  # built before the state is taken: its own draws are the caller's
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    measured = measure_forward(model, None if isinstance(model, str) else (1, 3, 8, 8))  # a name: its own size
+    assert torch.equal(torch.get_rng_state(), state) and measured.peak_bytes > 0
+
+
+def test_a_lazy_model_is_measured_with_its_parameters() -> None:
+    from archstat.training.measure import measure_forward, measure_step
+
+    lazy = nn.Sequential(nn.LazyConv2d(4, 3), nn.Flatten())
+    forward = measure_forward(lazy, (1, 3, 8, 8))
+    step = measure_step(lazy, (1, 3, 8, 8), optimizer="sgd")
+    # the conv's 4*3*3*3 weights and 4 biases, float32: there before the measured pass, as for a built conv
+    assert forward.params_bytes == step.params_bytes == (4 * 3 * 3 * 3 + 4) * 4
+    assert lazy[0].has_uninitialized_params()  # the caller's copy is still lazy
+
+
+def test_the_dtype_probe_leaves_the_callers_random_state() -> None:
+    from archstat.training.measure import check_dtype
+
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    check_dtype("cpu", torch.float32)  # builds an nn.Conv2d, whose init draws random weights
+    assert torch.equal(torch.get_rng_state(), state)

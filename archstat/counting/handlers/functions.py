@@ -16,7 +16,7 @@ from torch.nn import functional as F
 
 from archstat.counting.handlers.args import arg, shape_of, tensors_in
 from archstat.counting.handlers.registry import (BOOL_RESULT, FREE, FormulaCall, NeedsValuesError, declare_free,
-                                                 function_handler, refuse)
+                                                 declare_uncounted, function_handler, refuse)
 from archstat.formulas import ACTIVATIONS, ELEMENTWISE_OPS
 
 __all__: list[str] = []
@@ -120,10 +120,11 @@ def _special_mm(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
 
 @function_handler("pdist", formula="matmul")
 def _pdist(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
-    # the distance of each of the N (N - 1) / 2 pairs of rows: one multiply-add per feature and pair
+    # the distance of each of the N (N - 1) / 2 pairs of rows: one multiply-add per feature and pair, into
+    # torch's 1-D output of N (N - 1) / 2 distances (a matrix times a vector)
     x = arg(args, kwargs, 0, "input")
     n, m = x.shape
-    return FormulaCall("matmul", ((n * (n - 1) // 2, m), (m, 1)))
+    return FormulaCall("matmul", ((n * (n - 1) // 2, m), (m,)))
 
 
 @function_handler("tensordot", formula="matmul")
@@ -352,6 +353,10 @@ _SAME_DTYPE = frozenset({"add", "sub", "mul", "div", "softmax", "log_softmax", "
                          "lerp"} | BOOL_RESULT | (ACTIVATIONS - {"glu", "prelu", "rrelu"}))
 
 
+#: Element-wise ops over a ``dim`` (``softmax(input, dim)``), which the formula checks is in range.
+_SOFTMAXES = frozenset({"softmax", "log_softmax", "softmin"})
+
+
 def _elementwise(args: tuple, kwargs: dict, out: Any, name: str = "") -> FormulaCall:
     shapes = [shape_of(t) for t in tensors_in(list(args) + list(kwargs.values()))]
     if name == "glu":
@@ -365,6 +370,10 @@ def _elementwise(args: tuple, kwargs: dict, out: Any, name: str = "") -> Formula
     elif name in ("cosine_similarity", "pairwise_distance"):  # element-wise products, then a sum per row
         dim = arg(args, kwargs, 2, "dim", 1) if name == "cosine_similarity" else -1
         return FormulaCall("reduction", (shapes[0],), dict(dims=dim, op=name))
+    elif name in _SOFTMAXES:
+        dim = arg(args, kwargs, 1, "dim")  # None: F.softmax picks a legacy dim, always in range
+        if isinstance(dim, int):
+            return FormulaCall("elementwise", (name, *shapes), dict(dim=dim))
     return FormulaCall("elementwise", (name, *shapes))
 
 
@@ -721,7 +730,7 @@ def _fft(args: tuple, kwargs: dict, out: Any, name: str = "fft_fft") -> FormulaC
     return FormulaCall("fft", (shape_of(x), shape_of(out), points, batch), dict(real=real, op=name))
 
 
-# --------------------------------------------------------------------------- free and refused
+# --------------------------------------------------------------------------- free, uncounted and refused
 
 
 declare_free(
@@ -731,13 +740,17 @@ declare_free(
     "view_as_real", "view_as_complex", "real", "imag", "conj", "align_to", "refine_names", "rename",
     "record_stream", "retain_grad", "resolve_conj", "resolve_neg", "atleast_1d", "atleast_2d", "atleast_3d",
     "alias", "broadcast_to", "adjoint", "is_floating_point", "is_complex", "meshgrid", "broadcast_tensors",
-    "item", "tolist", "numpy", "is_nonzero", "is_same_size", "equal", "has_names", "is_inference", "is_pinned",
+    "item", "tolist", "is_nonzero", "is_same_size", "equal", "has_names", "is_inference", "is_pinned",
     "is_set_to", "is_shared", "is_signed", "pin_memory", "share_memory", "storage", "untyped_storage",
     "get_device", "dim_order", "data", "grad", "device", "dtype", "shape", "layout", "names", "is_cuda", "is_meta",
     "is_sparse", "is_quantized", "is_leaf", "grad_fn", "output_nr", "version", "nbytes", "itemsize", "ndim",
     "register_hook", "chunk_view", "split_view", "unsafe_view", "lift_fresh", "sym_size",
     "sym_stride", "sym_numel", "has_torch_function", "set_", "is_contiguous_or_false",
 )
+
+# Tensor.numpy and Tensor.__array__ (np.asarray(x)) hand a tensor's values to NumPy: what is computed
+# there runs outside torch, where no torch function is called, so archstat cannot see it, let alone count it.
+declare_uncounted("leaves torch for NumPy: what is computed outside torch is not counted", "numpy", "array")
 
 refuse("quantized int8 kernels run outside the formulas archstat checks; count the float model the quantized one "
        "was converted from (quantize=False, the default for torchvision's quantized_* names)",

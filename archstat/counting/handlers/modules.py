@@ -2,7 +2,12 @@
 
 Every option a class fixes (spatial dimensions, pooling mode, activation name, recurrent
 cell mode) is given at registration, never read off a class name; everything else comes
-from the module's attributes. Handlers refuse an input the layer would reject (wrong
+from the module's attributes. So are the ``helpers``: the methods of torch's own ``forward``
+that do the work (``_conv_forward``, ``_output_padding``, ``_apply_instance_norm``, the
+recurrent layers' weight and state plumbing, ``merge_masks``), which a subclass overrides
+to change what the layer computes; the input checks torch's subclasses of an abstract base
+override themselves (``_BatchNorm._check_input_dim``, ``_InstanceNorm._get_no_batch_dim``)
+are not helpers: the handlers call them. Handlers refuse an input the layer would reject (wrong
 rank or channel count) by passing the layer's own sizes to the formula.
 """
 
@@ -28,7 +33,7 @@ def _input(args: tuple, kwargs: dict) -> Any:
 
 
 @module_handler({nn.Conv1d: {"spatial_dims": 1}, nn.Conv2d: {"spatial_dims": 2}, nn.Conv3d: {"spatial_dims": 3}},
-                formula="conv")
+                formula="conv", helpers=("_conv_forward",))
 def _conv(m: nn.Conv2d, args: tuple, kwargs: dict, spatial_dims: int) -> FormulaCall:
     return FormulaCall("conv", (shape_of(_input(args, kwargs)), m.out_channels, m.kernel_size),
                        dict(stride=m.stride, padding=m.padding, dilation=m.dilation, groups=m.groups,
@@ -36,7 +41,7 @@ def _conv(m: nn.Conv2d, args: tuple, kwargs: dict, spatial_dims: int) -> Formula
 
 
 @module_handler({nn.ConvTranspose1d: {"spatial_dims": 1}, nn.ConvTranspose2d: {"spatial_dims": 2},
-                 nn.ConvTranspose3d: {"spatial_dims": 3}}, formula="conv_transpose")
+                 nn.ConvTranspose3d: {"spatial_dims": 3}}, formula="conv_transpose", helpers=("_output_padding",))
 def _conv_transpose(m: nn.ConvTranspose2d, args: tuple, kwargs: dict, spatial_dims: int) -> FormulaCall:
     x = _input(args, kwargs)
     output_size = arg(args, kwargs, 1, "output_size")
@@ -75,7 +80,7 @@ def _batch_norm(m: _BatchNorm, args: tuple, kwargs: dict) -> FormulaCall:
         training=m.training or not m.track_running_stats))
 
 
-@module_handler(_InstanceNorm, formula="batch_norm")
+@module_handler(_InstanceNorm, formula="batch_norm", helpers=("_handle_no_batch_input", "_apply_instance_norm"))
 def _instance_norm(m: _InstanceNorm, args: tuple, kwargs: dict) -> FormulaCall:
     x = _input(args, kwargs)
     _checked(m, x)
@@ -135,7 +140,10 @@ ACTIVATION_MODULES: dict[type, str] = {
 
 @module_handler({cls: {"op": op} for cls, op in ACTIVATION_MODULES.items()}, formula="elementwise")
 def _activation(m: nn.Module, args: tuple, kwargs: dict, op: str) -> FormulaCall:
-    return FormulaCall("elementwise", (op, shape_of(_input(args, kwargs))))
+    # nn.Softmax / LogSoftmax / Softmin normalise over their ``dim`` (None: torch picks a legacy dim, always
+    # in range), which the formula refuses out of range as torch does
+    dim = getattr(m, "dim", None)
+    return FormulaCall("elementwise", (op, shape_of(_input(args, kwargs))), {} if dim is None else dict(dim=dim))
 
 
 @module_handler(nn.GLU, formula="elementwise")
@@ -190,7 +198,7 @@ def _pixel_shuffle(m: nn.Module, args: tuple, kwargs: dict) -> FormulaCall:
     return FormulaCall("copy", (out,), dict(op="pixel_shuffle"))
 
 
-@module_handler(nn.MultiheadAttention, formula="mha")
+@module_handler(nn.MultiheadAttention, formula="mha", helpers=("merge_masks",))
 def _mha(m: nn.MultiheadAttention, args: tuple, kwargs: dict) -> FormulaCall:
     q, k, v = (arg(args, kwargs, i, n) for i, n in enumerate(("query", "key", "value")))
     for what, t, width in (("query", q, m.embed_dim), ("key", k, m.kdim), ("value", v, m.vdim)):
@@ -202,7 +210,8 @@ def _mha(m: nn.MultiheadAttention, args: tuple, kwargs: dict) -> FormulaCall:
                             batch_first=m.batch_first, packed=q is k and k is v))
 
 
-@module_handler(nn.RNN, nn.LSTM, nn.GRU, formula="rnn")
+@module_handler(nn.RNN, nn.LSTM, nn.GRU, formula="rnn",
+                helpers=("_update_flat_weights", "check_forward_args", "permute_hidden"))
 def _rnn(m: nn.RNNBase, args: tuple, kwargs: dict) -> FormulaCall:
     x = _input(args, kwargs)
     packed = isinstance(x, PackedSequence)

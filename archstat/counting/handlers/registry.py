@@ -4,9 +4,11 @@ Two registries, one per way an op reaches the counter:
 
 * :data:`MODULE_HANDLERS`: ``nn.Module`` classes whose *stock* ``forward`` is one op
   (``nn.Conv2d``, ``nn.LSTM``, ``nn.MultiheadAttention`` ...), each registered with the
-  options that class fixes (``spatial_dims=2``, ``mode="max"``, ``op="relu"``). Looked up
-  along the module's MRO, so a subclass that keeps the stock ``forward`` counts exactly
-  like its base; a subclass with its own ``forward`` (timm's ``Conv2dSame``) is counted
+  options that class fixes (``spatial_dims=2``, ``mode="max"``, ``op="relu"``) and the
+  helper methods its ``forward`` delegates to (``nn.Conv2d._conv_forward``). Looked up
+  along the module's MRO, so a subclass that keeps the stock ``forward`` and its helpers
+  counts exactly like its base; a subclass with its own ``forward`` (timm's
+  ``Conv2dSame``) or its own helper (a ``_conv_forward`` that convolves twice) is counted
   through the functional ops it calls instead.
 * :data:`FUNCTION_HANDLERS`: torch functions, tensor methods and ``torch.ops`` operators,
   keyed by their normalised name (``"add"`` for ``torch.add``, ``Tensor.add``, ``x + y``
@@ -15,7 +17,8 @@ Two registries, one per way an op reaches the counter:
 A handler never computes a number: it returns a :class:`FormulaCall` naming a formula of
 :mod:`archstat.formulas` and its arguments, or :data:`FREE`. :data:`FREE_FUNCTIONS` are
 the known zero-cost ops (views, metadata); :data:`REFUSED` the ops archstat knows and will
-not count, each with its reason; any other name is *uncounted* and reported.
+not count, each with its reason; :data:`UNCOUNTED` the ops archstat knows it cannot count,
+each with the note of its *uncounted* row; any other name is *uncounted* and reported.
 """
 
 from __future__ import annotations
@@ -25,13 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from torch import nn
+from torch._ops import OpOverload
 
 from archstat.formulas import FORMULAS, OpCost
 
 __all__ = ["FormulaCall", "FREE", "MODULE_HANDLERS", "FUNCTION_HANDLERS", "FREE_FUNCTIONS", "REFUSED",
-           "SHAPE_ONLY_FUNCTIONS", "BOOL_RESULT", "METADATA_FUNCTIONS", "NeedsValuesError", "ModuleRule",
-           "FunctionRule", "module_handler", "function_handler", "handler_for_module", "call_handler", "normalise_name",
-           "declare_free", "refuse", "RefusedOpError"]
+           "SHAPE_ONLY_FUNCTIONS", "BOOL_RESULT", "METADATA_FUNCTIONS", "UNCOUNTED", "NeedsValuesError",
+           "ModuleRule", "FunctionRule", "module_handler", "function_handler", "handler_for_module", "call_handler",
+           "normalise_name", "declare_free", "declare_uncounted", "refuse", "RefusedOpError"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +81,15 @@ FunctionHandler = Callable[..., FormulaCall]
 @dataclass(frozen=True)
 class ModuleRule:
     """How one registered module class is counted: its handler, the options the class fixes,
-    and the formula the handler calls (for ``archstat ops``)."""
+    the formula the handler calls (for ``archstat ops``), and ``helpers``: the methods the
+    class's stock ``forward`` delegates its work to, which a subclass must keep as well to be
+    counted by this rule (see :func:`handler_for_module`)."""
 
     cls: type
     handler: ModuleHandler
     options: Mapping[str, Any]
     formula: str
+    helpers: tuple[str, ...] = ()
 
     def __call__(self, module: nn.Module, args: tuple, kwargs: dict) -> FormulaCall:
         return self.handler(module, args, kwargs, **self.options)
@@ -120,6 +127,11 @@ FREE_FUNCTIONS: set[str] = set(METADATA_FUNCTIONS)
 #: Ops archstat knows and refuses to count, with the one-line reason a count gives.
 REFUSED: dict[str, str] = {}
 
+#: Ops archstat knows it cannot count, with the note of the *uncounted* row (and
+#: :class:`~archstat.errors.UncountedOpWarning`) a count gives them instead of a cost:
+#: ``Tensor.numpy`` hands the values to NumPy, whose work torch never sees.
+UNCOUNTED: dict[str, str] = {}
+
 #: Ops whose one output tensor is fully described by its formula's output shape and its
 #: inputs' dtype. On the meta device the counter returns an empty tensor of that shape
 #: instead of running them: torch's meta kernels for batch norm and element-wise ops are
@@ -150,14 +162,16 @@ def _known_formula(formula: str) -> str:
     return formula
 
 
-def module_handler(*classes: type | Mapping[type, Mapping[str, Any]], formula: str, **options: Any
-                   ) -> Callable[[ModuleHandler], ModuleHandler]:
+def module_handler(*classes: type | Mapping[type, Mapping[str, Any]], formula: str, helpers: tuple[str, ...] = (),
+                   **options: Any) -> Callable[[ModuleHandler], ModuleHandler]:
     """Register a handler for module classes (and subclasses that keep their ``forward``).
 
     Each positional argument is a class, or a mapping of classes to the options that class
     fixes (``{nn.MaxPool1d: {"spatial_dims": 1}, ...}``); ``options`` apply to all of them.
     The handler is called as ``handler(module, args, kwargs, **options)`` and returns a
-    :class:`FormulaCall` of ``formula`` (or :data:`FREE`).
+    :class:`FormulaCall` of ``formula`` (or :data:`FREE`). ``helpers`` names the methods the
+    stock ``forward`` delegates to (``"_conv_forward"``): a subclass overriding one has a
+    forward of its own (:func:`handler_for_module`). Each must be a method of every class.
     """
 
     def register(fn: ModuleHandler) -> ModuleHandler:
@@ -166,10 +180,17 @@ def module_handler(*classes: type | Mapping[type, Mapping[str, Any]], formula: s
             for cls, own in table.items():
                 if cls in MODULE_HANDLERS:
                     raise ValueError(f"module {cls.__qualname__} already has a handler")
-                MODULE_HANDLERS[cls] = ModuleRule(cls, fn, {**options, **own}, _known_formula(formula))
+                missing = [h for h in helpers if not callable(getattr(cls, h, None))]
+                if missing:
+                    raise ValueError(f"module {cls.__qualname__} has no method {', '.join(missing)}")
+                MODULE_HANDLERS[cls] = ModuleRule(cls, fn, {**options, **own}, _known_formula(formula), helpers)
         return fn
 
     return register
+
+
+def _registered(name: str) -> bool:
+    return name in FUNCTION_HANDLERS or name in FREE_FUNCTIONS or name in REFUSED or name in UNCOUNTED
 
 
 def function_handler(*names: str, formula: str, shape_only: bool = False, **options: Any
@@ -184,7 +205,7 @@ def function_handler(*names: str, formula: str, shape_only: bool = False, **opti
     def register(fn: FunctionHandler) -> FunctionHandler:
         wants = frozenset(inspect.signature(fn).parameters) & {"name", "func"}
         for name in names:
-            if name in FUNCTION_HANDLERS or name in FREE_FUNCTIONS or name in REFUSED:
+            if _registered(name):
                 raise ValueError(f"function {name!r} already has a handler")
             FUNCTION_HANDLERS[name] = FunctionRule(fn, options, _known_formula(formula), wants)
             if shape_only:
@@ -197,7 +218,7 @@ def function_handler(*names: str, formula: str, shape_only: bool = False, **opti
 def declare_free(*names: str) -> None:
     """Declare functions that cost nothing (views, metadata)."""
     for name in names:
-        if name in FUNCTION_HANDLERS or name in REFUSED:
+        if _registered(name) and name not in FREE_FUNCTIONS:
             raise ValueError(f"function {name!r} already has a handler")
         FREE_FUNCTIONS.add(name)
 
@@ -205,20 +226,35 @@ def declare_free(*names: str) -> None:
 def refuse(reason: str, *names: str) -> None:
     """Declare ops archstat will not count, and why (one line)."""
     for name in names:
-        if name in FUNCTION_HANDLERS or name in FREE_FUNCTIONS or name in REFUSED:
+        if _registered(name):
             raise ValueError(f"function {name!r} already has a handler")
         REFUSED[name] = reason
 
 
+def declare_uncounted(note: str, *names: str) -> None:
+    """Declare ops archstat knows and cannot count: a count gives each an *uncounted* row
+    with ``note`` (one line) and an :class:`~archstat.errors.UncountedOpWarning`."""
+    for name in names:
+        if _registered(name):
+            raise ValueError(f"function {name!r} already has a handler")
+        UNCOUNTED[name] = note
+
+
 def handler_for_module(module: nn.Module) -> ModuleRule | None:
     """The rule of the nearest registered class in the module's MRO, if the module still
-    runs that class's ``forward``; else ``None`` (its functional ops get counted). A rule
-    is called as ``rule(module, args, kwargs) -> FormulaCall``."""
+    runs that class's ``forward`` and the helper methods it delegates to (the rule's
+    ``helpers``: a ``_conv_forward`` of its own, on a subclass or set on the instance,
+    makes the module's forward its own); else
+    ``None`` (its functional ops get counted). A rule is called as
+    ``rule(module, args, kwargs) -> FormulaCall``."""
     cls = type(module)
     for base in cls.__mro__:
         found = MODULE_HANDLERS.get(base)
         if found is not None:
-            return found if cls.forward is getattr(base, "forward", None) else None
+            own = module.__dict__  # a helper set on the instance overrides the class's too
+            stock = cls.forward is getattr(base, "forward", None) and \
+                all(getattr(cls, h) is getattr(base, h) and h not in own for h in found.helpers)
+            return found if stock else None
     return None
 
 
@@ -246,12 +282,14 @@ _NAMES: dict[Any, str] = {}
 
 def normalise_name(func: Callable) -> str:
     """``Tensor.add_`` -> ``"add"``, ``Tensor.__iadd__`` -> ``"add"``, ``torch.concat`` -> ``"cat"``,
-    ``torch.ops.torchvision.nms`` -> ``"nms"``."""
+    ``torch.ops.torchvision.nms`` -> ``"nms"``, ``torch.ops.aten.mm.default`` -> ``"mm"``."""
     try:
         return _NAMES[func]
     except (KeyError, TypeError):
-        name = getattr(func, "__name__", repr(func))
-        name = name.rpartition(".")[2] if "." in name else name  # an OpOverload: "nms.default"
+        if isinstance(func, OpOverload):  # its __name__ is "mm.default": the op's name is its packet's
+            name = func.overloadpacket.__name__
+        else:
+            name = getattr(func, "__name__", repr(func))
         name = name.strip("_")
         name = _ALIASES.get(name, name)
         try:
@@ -263,7 +301,8 @@ def normalise_name(func: Callable) -> str:
 
 def call_handler(name: str, func: Callable, args: tuple, kwargs: dict, out: Any) -> FormulaCall | None:
     """The :class:`FormulaCall` for a function call, :data:`FREE` if it costs nothing,
-    ``None`` if archstat does not know it; raises :class:`RefusedOpError` for a refused op."""
+    ``None`` if archstat does not know it or cannot count it (:data:`UNCOUNTED`, whose note
+    the row carries); raises :class:`RefusedOpError` for a refused op."""
     if name in FREE_FUNCTIONS:
         return FREE
     rule = FUNCTION_HANDLERS.get(name)
