@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(worker(*args.worker, args.repeats, args.threads)))
         return 0
 
-    from archstat.reports.writers import render, write_atomic
+    from archstat.reports.writers import write_csv
 
     models, tools = args.models.split(","), args.tools.split(",")
     best: dict[tuple[str, str], dict] = {}
@@ -177,8 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     columns = ["model", "tool", "input", "threads", "count_s", "first_s", "runs", "build_s", "peak_rss_mb", "total",
                "records", "us_per_op", "speedup_warm", "speedup_from_name", "error"]
     out = Path(args.out)
-    with write_atomic(out) as fh:
-        fh.write(render(rows, "csv", columns))
+    write_csv(out, rows, columns)
     print(f"wrote {out}")
     return 0
 

@@ -40,7 +40,7 @@ import archstat
 from archstat.latency import LatencyResult, Peaks, calibrate, model_estimate, profile, spearman
 from archstat.latency.machine import contention_note
 from archstat.latency.results import RESULT_COLUMNS
-from archstat.reports.writers import render, write_atomic
+from archstat.reports.writers import write_atomic, write_csv
 
 #: Predictors ranked against the measured median latency: column -> description.
 PREDICTORS = {
@@ -135,11 +135,9 @@ def plot(rows: list[dict], rhos: list[dict], stem: Path, title: str) -> None:
 
 def write(rows: list[dict], out_dir: Path, title: str) -> list[dict]:
     columns = (*RESULT_COLUMNS, *EXTRA_COLUMNS)
-    with write_atomic(out_dir / "latency_zoo.csv") as fh:
-        fh.write(render(rows, "csv", columns=columns))
+    write_csv(out_dir / "latency_zoo.csv", rows, columns)
     rhos = correlations(rows)
-    with write_atomic(out_dir / "latency_zoo_spearman.csv") as fh:
-        fh.write(render(rhos, "csv"))
+    write_csv(out_dir / "latency_zoo_spearman.csv", rhos)
     if len(rows) >= 3:
         plot(rows, rhos, out_dir / "latency_zoo", title)
     return rhos

@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(worker(args.worker, args.repeats)))
         return 0
 
-    from archstat.reports.writers import render, write_atomic
+    from archstat.reports.writers import write_csv
 
     rows = []
     for name in args.models.split(","):
@@ -143,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                                 f"share {row['floor_share']:.1%}" if "pass_ms" in row else f"ERROR {row['error']}"),
               flush=True)
     out = Path(args.out)
-    with write_atomic(out) as fh:
-        fh.write(render(rows, "csv", COLUMNS))
+    write_csv(out, rows, COLUMNS)
     print(f"wrote {out}")
     return 0
 

@@ -69,7 +69,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/bench_sweep.csv")
     parser.add_argument("--keep", metavar="DIR", help="keep every configuration's database in DIR")
     args = parser.parse_args()
-    from archstat.reports.writers import render, write_atomic
+    from archstat.reports.writers import write_csv
 
     rows, reference = [], None
     with tempfile.TemporaryDirectory(prefix="bench_sweep") as tmp:
@@ -85,8 +85,7 @@ def main() -> None:
                 shutil.copyfile(Path(tmp) / f"{config.strip()}.sqlite", Path(args.keep) / f"{config.strip()}.sqlite")
             print(f"{row['config']}: {row['cells']} cells ({row['failed']} failed) in {row['wall_s']} s, "
                   f"{row['cells_per_s']} cells/s", file=sys.stderr)
-    with write_atomic(args.out) as fh:
-        fh.write(render(rows, "csv", FIELDS))
+    write_csv(args.out, rows, FIELDS)
     print(f"wrote {args.out}", file=sys.stderr)
 
 

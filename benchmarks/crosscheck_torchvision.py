@@ -31,7 +31,7 @@ import archstat
 from archstat.crosscheck import TOOLS, CheckReport
 from archstat.crosscheck.reconcile import close
 from archstat.models import torchvision_models
-from archstat.reports.writers import render, write_atomic
+from archstat.reports.writers import write_csv
 
 
 def gap_text(report: CheckReport, tool: str) -> str:
@@ -83,11 +83,6 @@ def type_rows(report: CheckReport) -> list[dict]:
             row[f"{tool}_flagged"] = round(r.flagged.get(tool, 0)) if tool in r.tools else ""
         rows.append(row)
     return rows
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    with write_atomic(path) as fh:
-        fh.write(render(rows, "csv"))
 
 
 def headline(rows: list[dict]) -> list[str]:

@@ -43,7 +43,7 @@ from collections import Counter
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from archstat.reports.writers import render, write_atomic
+from archstat.reports.writers import write_csv
 
 TOLERANCE = 0.005  # relative, FlopCounterMode against archstat's torch convention
 CHECK_MODEL = "vit_base_patch16_224"  # attention-heavy: FlopCounterMode misses fused attention on it
@@ -252,11 +252,6 @@ def read_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def write_rows(path: Path, rows: list[dict], fields: tuple[str, ...] | list[str]) -> None:
-    with write_atomic(path) as fh:
-        fh.write(render(rows, "csv", fields))
-
-
 def as_text(row: dict) -> dict:
     """Every field as the CSV holds it: missing ones empty."""
     return {k: "" if row.get(k) is None else str(row.get(k, "")) for k in FIELDS}
@@ -346,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         for i, name in enumerate(todo, 1):
             row = as_text(pool.run(name, args.timeout))
             rows.append(row)
-            write_rows(out, rows, FIELDS)
+            write_csv(out, rows, FIELDS)
             madds = f"{int(row['madds']) / 1e9:9.3f} G" if row["madds"] else " " * 11
             print(f"[{i}/{len(todo)} {time.perf_counter() - start:7.0f}s] {name:48s} {row['status']:8s} {madds} "
                   f"uncounted {row['uncounted_ops'] or '-':>3s} params_equal {row['params_equal'] or '-':5s} "
@@ -356,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         pool.stop()
     figures = summary(rows)
-    write_rows(Path(args.summary), figures, list(figures[0]))
+    write_csv(Path(args.summary), figures, list(figures[0]))
     for f in figures:
         share = f"/{f['of']} ({f['percent']}%)" if f["of"] != "" else ""
         print(f"{f['figure']}: {f['count']}{share} {f['detail'][:300]}")

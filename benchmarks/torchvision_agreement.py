@@ -37,7 +37,7 @@ import archstat
 from archstat.errors import FormulaMismatchWarning
 from archstat.models import input_spec, torchvision_models, torchvision_task
 from archstat.published import agrees_with_printed
-from archstat.reports.writers import render, write_atomic
+from archstat.reports.writers import write_csv
 
 TOLERANCE = 0.005  # relative, on madds
 
@@ -109,8 +109,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{sum(r['uncounted_ops'] > 0 for r in rows)} with uncounted ops")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with write_atomic(out) as fh:
-        fh.write(render(rows, "csv"))
+    write_csv(out, rows)
     return 0 if ok == len(rows) else 1
 
 

@@ -37,7 +37,7 @@ import torch
 import archstat
 from archstat.counting.inputs import SEED
 from archstat.models import create_model, input_spec, torchvision_models
-from archstat.reports.writers import render, write_atomic
+from archstat.reports.writers import write_csv
 from archstat.training.measure import _saved_in_forward, _scalar, measure_step
 
 MADDS_TOLERANCE = 0.005
@@ -150,8 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         saved_ok = sum(r["saved_within_2pct"] for r in rows)
         print(f"{ok}/{len(rows)} within 0.5% of FlopCounterMode; {saved_ok}/{len(rows)} saved bytes within 2%")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with write_atomic(out) as fh:
-        fh.write(render(rows, "csv"))
+    write_csv(out, rows)
     return 0
 
 

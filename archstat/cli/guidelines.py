@@ -8,7 +8,7 @@ from pathlib import Path
 
 from archstat.cli.common import (add_batch_option, add_out_dir_option, add_output_options, add_timing_options, emit,
                                  progress, require_extra, tables)
-from archstat.reports.writers import render, write_atomic
+from archstat.reports.writers import write_csv
 
 #: What ``--out-dir`` receives.
 FILES = ("guidelines.csv", "guidelines.png", "guidelines.pdf")
@@ -105,8 +105,7 @@ def run(args: argparse.Namespace) -> int:
         from archstat.guidelines.figure import plot_guidelines
 
         out = Path(args.out_dir)
-        with write_atomic(out / FILES[0]) as fh:
-            fh.write(render(rows, "csv", columns=GUIDELINE_COLUMNS))
+        write_csv(out / FILES[0], rows, GUIDELINE_COLUMNS)
         written = [out / FILES[0], *plot_guidelines(rows, out / "guidelines", _caption(rows))]
         print(f"archstat: wrote {', '.join(map(str, written))}", file=sys.stderr)
     return 0

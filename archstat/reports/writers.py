@@ -29,8 +29,8 @@ from typing import IO, Iterable, Iterator, Sequence
 
 from archstat.errors import ArchstatError
 
-__all__ = ["write_atomic", "check_output_file", "check_output_dir", "may_write", "format_for", "render", "FORMATS",
-           "SUFFIX_FORMATS", "OutputPathError"]
+__all__ = ["write_atomic", "write_csv", "check_output_file", "check_output_dir", "may_write", "format_for", "render",
+           "FORMATS", "SUFFIX_FORMATS", "OutputPathError"]
 
 FORMATS = ("table", "csv", "markdown", "latex", "json")
 
@@ -218,3 +218,10 @@ def render(rows: Sequence[dict], fmt: str, columns: Sequence[str] | None = None,
     out.append("  ".join("-" * w for w in widths))
     out += ["  ".join(line(row)).rstrip() for row in cells]
     return "\n".join(out) + "\n"
+
+
+def write_csv(path: str | os.PathLike, rows: Sequence[dict], columns: Sequence[str] | None = None) -> None:
+    """``rows`` as CSV (:func:`render`, ``columns`` picking and ordering the keys) at ``path``,
+    written atomically (:func:`write_atomic`): the one CSV writer of commands and benchmarks."""
+    with write_atomic(path) as fh:
+        fh.write(render(rows, "csv", columns))

@@ -146,7 +146,7 @@ def export(db: str | os.PathLike, out: str | os.PathLike) -> int:
     strings), so exports of different sweeps concatenate."""
     import json
 
-    from archstat.reports.writers import render, write_atomic
+    from archstat.reports.writers import write_atomic, write_csv
 
     kind = check_export(db, out)
     with ResultStore(db, read_only=True) as store:
@@ -154,8 +154,7 @@ def export(db: str | os.PathLike, out: str | os.PathLike) -> int:
     for row in rows:
         row["extra"] = json.dumps(row["extra"], sort_keys=True, default=str) if row["extra"] else ""
     if kind == "csv":
-        with write_atomic(out) as fh:
-            fh.write(render(rows, "csv", COLUMNS))
+        write_csv(out, rows, COLUMNS)
         return len(rows)
     try:
         import pandas as pd
