@@ -413,7 +413,7 @@ def _run(model: nn.Module, param_names: dict[int, str], inputs: Inputs, where: s
                     model(*args, **kwargs)
             counter = OpCounter(model, param_names, count_bias=options.count_bias, check_shapes=options.check_shapes,
                                 train=train, autocast=options.autocast)
-            output = counter.run(lambda: model(*args, **kwargs))
+            output = counter.run(lambda: model(*args, **kwargs), flat_tensors((args, kwargs)))
     except ArchstatError as exc:
         if isinstance(exc, InputShapeError):
             raise type(exc)(f"{name} on input {shape_text}: {exc}") from None

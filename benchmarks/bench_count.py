@@ -87,7 +87,7 @@ def worker(tool: str, name: str, repeats: int, threads: int | None) -> dict:
             counter = OpCounter(shadow, names)
             gc.disable()
             try:
-                counter.run(lambda: shadow(x_meta))
+                counter.run(lambda: shadow(x_meta), [x_meta])
             finally:
                 gc.enable()
             return sum(r.cost.madds for r in counter.records)

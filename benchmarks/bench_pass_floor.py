@@ -67,7 +67,7 @@ def worker(name: str, repeats: int) -> dict:
 
     def counting_pass() -> OpCounter:
         counter = OpCounter(shadow, names)
-        counter.run(lambda: shadow(x))
+        counter.run(lambda: shadow(x), [x])
         return counter
 
     records = len(counting_pass().records)

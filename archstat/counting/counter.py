@@ -27,6 +27,12 @@ decompositions, slower than the formula. ``check_shapes=True`` runs everything a
 The counter's own reading of shapes and storages runs with torch function handling disabled,
 so it is never intercepted.
 
+What neither observer sees is not a silent zero either. Every tensor an op reads must come from the
+run's inputs, the model's parameters, buffers and tensor attributes, or a call the counter saw; one
+that does not (a TorchScript function's or a C++ extension's result) is an uncounted ``unseen`` row
+in front of the op that reads it. On meta such code runs torch's Python meta kernels, whose own
+calls reach the interceptor: each kernel is one uncounted row, its calls are not the model's ops.
+
 The counter runs the model it is given; :func:`archstat.count` gives it a shadow copy
 (:mod:`archstat.counting.shadow`), never the user's module. The wrapped forwards and
 the training flags are restored when the run ends, whatever happens.
@@ -36,11 +42,14 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import os
+import sys
 from functools import partial
 from math import prod
 import warnings
 from collections import Counter
 from dataclasses import replace
+from types import CodeType, FrameType
 from typing import Any, Callable, Sequence, cast
 
 import torch
@@ -123,6 +132,12 @@ class _Interceptor(TorchFunctionMode):
                 counter.on_free(args, kwargs, out)
             return out
         operands = flat_tensors(args) + flat_tensors(kwargs) if kwargs else flat_tensors(args)
+        if not counter._suppress:
+            caller = sys._getframe(1)
+            if _CODE_KIND.get(caller.f_code) != "other" and (kernel := _calling_kernel(caller)) is not None:
+                out = func(*args, **kwargs)
+                counter.on_kernel_call(kernel, operands, out)
+                return out
         if _vmap_level() is not None and not counter._suppress and _vmapped(operands):
             out = func(*args, **kwargs)
             counter._uncounted(name, func, operands, out, _VMAP_NOTE)
@@ -140,15 +155,60 @@ class _Interceptor(TorchFunctionMode):
 
 _vmap_level: Callable[[], int | None] = torch._C._functorch.maybe_current_level
 _is_batched: Callable[[torch.Tensor], bool] = torch._C._functorch.is_batchedtensor
+_get_unwrapped: Callable[[torch.Tensor], torch.Tensor] = torch._C._functorch.get_unwrapped
 
 #: The note of an op under ``torch.vmap``: its tensors have one example's shapes, and what one op
 #: costs over the batch is not one example's cost times the batch (weights are read once).
 _VMAP_NOTE = "under torch.vmap: archstat sees one example's shapes, not the batch's; not counted"
 
 
+def _unbatched(t: torch.Tensor) -> torch.Tensor:
+    """The tensor a ``torch.vmap`` batch wraps (what vmap returns once it unwraps it), or ``t``."""
+    while _is_batched(t):
+        t = _get_unwrapped(t)
+    return t
+
+
 def _vmapped(tensors: list[torch.Tensor]) -> bool:
     """Is one of ``tensors`` a ``torch.vmap`` batch (only asked while a functorch transform runs)?"""
     return any(_is_batched(t) for t in tensors)
+
+
+_TORCH_ROOT = os.path.dirname(torch.__file__) + os.sep
+#: Code of torch's own Python kernels (meta kernels, references, decompositions) and of its dispatch
+#: plumbing, by where it lies in the torch package (see :func:`_calling_kernel`).
+_KERNEL_CODE = ("_refs" + os.sep, "_prims" + os.sep, "_prims_common" + os.sep, "_decomp" + os.sep,
+                "_meta_registrations.py")
+_DISPATCH_CODE = ("_ops.py", "overrides.py")
+_CODE_KIND: dict[CodeType, str] = {}
+
+
+def _code_kind(code: CodeType) -> str:
+    """``"kernel"``, ``"dispatch"`` or ``"other"`` for the code a frame runs (cached per code object)."""
+    kind = _CODE_KIND.get(code)
+    if kind is None:
+        path = code.co_filename
+        inside = path[len(_TORCH_ROOT):] if path.startswith(_TORCH_ROOT) else None
+        kind = "other" if inside is None else "kernel" if inside.startswith(_KERNEL_CODE) \
+            else "dispatch" if inside in _DISPATCH_CODE else "other"
+        _CODE_KIND[code] = kind
+    return kind
+
+
+def _calling_kernel(frame: FrameType | None) -> FrameType | None:
+    """The frame of torch's own Python kernel that made this torch call, through torch's dispatch
+    plumbing (``OpOverload.__call__``), or None. The counter runs every op it sees with itself out
+    of the way, so the calls inside a kernel reach it only when the kernel ran for an op called
+    where it cannot see: a TorchScript function or a C++ extension calling ATen, whose meta
+    kernels are Python."""
+    for _ in range(3):
+        if frame is None:
+            return None
+        kind = _code_kind(frame.f_code)
+        if kind != "dispatch":
+            return frame if kind == "kernel" else None
+        frame = frame.f_back
+    return None
 
 
 #: What property reads (``x.shape``, ``x.dtype``) return: no tensor, nothing for :meth:`OpCounter.on_free` to see.
@@ -273,7 +333,9 @@ class OpCounter:
         self._op_index: Counter[str] = Counter()
         self._evaluated: dict[tuple, OpCost] = {}  # this run's formula evaluations (see evaluate)
         self._storages: dict[int, tuple[int, StorageWeakRef | None, Any]] = {}
-        self._serial = itertools.count(1)
+        self._last_key = 0  # the newest storage key (see _storage_key): keys only grow
+        self._held: frozenset[int] | None = None  # keys of tensors modules hold as plain attributes (see _unseen)
+        self._kernel: FrameType | None = None  # the last kernel run where the counter cannot see (on_kernel_call)
         self._fresh = itertools.count(-1, -1)
         self._fixed: dict[int, tuple[torch.Tensor, TensorRef]] = {}  # parameters and buffers: read once
         fixed = self._fixed
@@ -312,7 +374,8 @@ class OpCounter:
         entry = self._storages.get(address)
         if entry is None or (entry[1] is not None and entry[1].expired()):
             meta = t.is_meta
-            entry = (next(self._serial), None if meta else StorageWeakRef(storage), storage if meta else None)
+            self._last_key += 1
+            entry = (self._last_key, None if meta else StorageWeakRef(storage), storage if meta else None)
             self._storages[address] = entry
         return entry[0], storage.nbytes()
 
@@ -378,9 +441,9 @@ class OpCounter:
         """Qualified name of the innermost module running now (``""`` for the root)."""
         return self._stack[-1] if self._stack else ""
 
-    def run(self, call: Callable[[], Any]) -> Any:
-        """Run ``call()`` (which runs the model) with the counting forwards and the interceptor
-        in place.
+    def run(self, call: Callable[[], Any], inputs: Sequence[torch.Tensor]) -> Any:
+        """Run ``call()`` (which runs the model on ``inputs``, its tensors) with the counting
+        forwards and the interceptor in place.
 
         Every module's ``forward`` is wrapped for the run by an instance attribute that keeps
         the module stack and evaluates handled modules (cheaper than forward hooks, which
@@ -398,9 +461,15 @@ class OpCounter:
                 attrs["forward"] = self._counting_forward(m, self._module_info(m, name), own)
                 object.__setattr__(m, "training", self.train)
             self._casts.clear()
+            with _no_torch_function():
+                self.refs(inputs)  # tensors the model starts from: every other one is made by a call seen
             with torch.set_grad_enabled(self.train), _Interceptor(self):
-                return call()
+                output = call()
+            with _no_torch_function():
+                self._check_seen("the model's output", "", flat_tensors(output))
+            return output
         finally:
+            self._kernel = None
             for m, own in wrapped:
                 if own is _NO_FORWARD:
                     vars(m).pop("forward", None)
@@ -517,6 +586,8 @@ class OpCounter:
             output = stand_in
         if op is None:  # FREE
             self.free_ops += 1
+            with _no_torch_function():
+                self.refs(flat_tensors(output))  # nn.Flatten's copy of a strided input: made by a call seen
             return output
         with _no_torch_function():  # its row
             owned, owned_names, held, owned_tensors = info.owned or self._owned_params(info, module)
@@ -664,6 +735,24 @@ class OpCounter:
         except Exception:  # let torch run it and report whatever is wrong
             return None
 
+    def on_kernel_call(self, kernel: FrameType, operands: list[torch.Tensor], out: Any) -> None:
+        """A call made inside torch kernel ``kernel`` (see :func:`_calling_kernel`): not the model's
+        op but part of one archstat did not see called. Its outputs count as seen (the op's result
+        is one of them); the kernel's first call gives it an uncounted row, with the tensors the
+        kernel was given."""
+        with _no_torch_function():
+            self.refs(flat_tensors(out))
+            if kernel is self._kernel:
+                return
+            self._kernel = kernel
+            code = kernel.f_code
+            given = [t for name in code.co_varnames[:code.co_argcount] for t in flat_tensors(kernel.f_locals.get(name))]
+            module = self.current_module
+            self.records.append(OpRecord(
+                name=self._function_row_name(module, code.co_name), module=module, type=_KERNEL_TYPE, category=None,
+                input_shapes=tuple(tuple(t.shape) for t in given or operands), output_shape=(), cost=Cost(),
+                counted=False, call=None, note=_KERNEL_NOTE.format(kernel=code.co_name)))
+
     def on_free(self, args: tuple, kwargs: dict, out: Any) -> None:
         """A view or other free call outside any handled module: no row, but a view of a
         parameter is still that parameter."""
@@ -710,7 +799,7 @@ class OpCounter:
         if call is None:
             self._uncounted(name, func, operands, out, "unknown op: not counted")
             return
-        if call is FREE:
+        if call is FREE:  # a view or the input itself (see the handlers): its storage is its input's
             self.free_ops += 1
             if param_operands:  # a view of a parameter is still that parameter
                 for t in outputs:
@@ -744,8 +833,35 @@ class OpCounter:
         n = self._op_index[key]
         return key if n == 1 else f"{key}#{n}"
 
+    def _check_seen(self, consumer: str, module: str, tensors: Sequence[torch.Tensor]) -> tuple[TensorRef, ...]:
+        """:meth:`refs` of ``tensors``, which ``consumer`` reads: one uncounted row (:meth:`_unseen`)
+        for each in a storage no call archstat saw made."""
+        last = self._last_key
+        refs = self.refs(tensors)
+        if self._last_key != last:
+            self._unseen(consumer, module, tensors, refs, last)
+        return refs
+
+    def _unseen(self, consumer: str, module: str, tensors: Sequence[torch.Tensor], refs: tuple[TensorRef, ...],
+                last: int) -> None:
+        """Rows for the tensors among ``tensors`` whose storage (``refs``) is newer than key ``last``
+        and that no module holds as a plain attribute: ``consumer`` reads a tensor that no call
+        archstat saw made, so what made it was not counted (:data:`_UNSEEN_NOTE`)."""
+        if self._held is None:
+            self._held = frozenset(r.key for r in self.refs(_held_tensors(m for _, m in self._modules)))
+        for t, r in zip(tensors, refs):
+            if r.key > last and r.key not in self._held:
+                shape = tuple(t.shape)
+                self.records.append(OpRecord(
+                    name=self._function_row_name(module, "unseen"), module=module, type=_UNSEEN_TYPE, category=None,
+                    input_shapes=(shape,), output_shape=shape, cost=Cost(), counted=False, call=None,
+                    note=_UNSEEN_NOTE.format(consumer=consumer, shape=format_shape(shape)), outputs=(r,)))
+
     def _uncounted(self, name: str, func: Callable, operands: list[torch.Tensor], out: Any, note: str) -> None:
         module = self.current_module
+        with _no_torch_function():
+            self._check_seen(name, module, operands)
+            self.refs([_unbatched(t) for t in flat_tensors(out)])  # made by a call seen: not unseen when read
         qualified = f"{getattr(func, '__module__', None) or 'torch.Tensor'}.{getattr(func, '__name__', name)}"
         self.records.append(OpRecord(
             name=self._function_row_name(module, name), module=module, type=qualified, category=None,
@@ -771,7 +887,12 @@ class OpCounter:
             self.mismatches.append(f"{name}: {note}")
             warnings.warn(f"archstat: {name}: {note}", FormulaMismatchWarning, stacklevel=2)
         cost = op.cost if op.cost.params == params else Cost(params, op.cost.madds, op.cost.flops, op.cost.mem_access)
-        operand_refs, output_refs = self.refs(operands), self.refs(outputs)
+        last = self._last_key
+        operand_refs = self.refs(operands)
+        if self._last_key != last:  # an operand in a storage never seen before: made where the module's caller runs
+            where = module if module_class is None else self._stack[-2] if len(self._stack) > 1 else ""
+            self._unseen(name, where, operands, operand_refs, last)
+        output_refs = self.refs(outputs)
         back, saved = self._backward(call, operands, outputs, operand_refs, output_refs, in_place, read) \
             if self.train else (None, ())
         self.records.append(OpRecord(name, module, type_name, op.category, in_shapes, op.output_shape, cost, True, call,
@@ -809,6 +930,29 @@ class OpCounter:
             return None
         size = _DTYPE_BYTES.get(saved.dtype, itemsize)
         return TensorRef(next(self._fresh), saved.numel * size, size)
+
+
+#: The type and note of the row of a torch kernel run for an op archstat did not see called.
+_KERNEL_TYPE = "(torch kernel run where archstat cannot see)"
+_KERNEL_NOTE = ("torch ran its kernel {kernel} for an op called where archstat cannot see (a TorchScript function, "
+                "a C++ extension calling torch): that op is not counted")
+
+#: The type and note of the row of a tensor no call archstat saw made (see :meth:`OpCounter._unseen`).
+_UNSEEN_TYPE = "(made where archstat cannot see)"
+_UNSEEN_NOTE = ("{consumer} reads a tensor {shape} that no torch call archstat saw made: a TorchScript function, a "
+                "C++/CUDA extension, NumPy or a legacy constructor (torch.Tensor(...)) made it, or it is held outside "
+                "the model (a global, a closure); what made it is not counted")
+
+
+def _held_tensors(modules: Any) -> list[torch.Tensor]:
+    """The tensors ``modules`` hold as plain attributes (not parameters or buffers), directly or in
+    a list, tuple or dict (anchors, cached tables): made before the run, seen by no call."""
+    out: list[torch.Tensor] = []
+    for m in modules:
+        for key, value in vars(m).items():
+            if key not in ("_parameters", "_buffers", "_modules"):
+                out.extend(flat_tensors(value))
+    return out
 
 
 #: Formulas of modules that multiply their input by their weights: both must have one dtype (torch:

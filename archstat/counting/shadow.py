@@ -86,13 +86,23 @@ def _stand_in(t: torch.Tensor, device: str, dtype: torch.dtype | None) -> torch.
     dtype = dtype if dtype is not None and t.is_floating_point() else t.dtype
     if isinstance(t, UNINITIALIZED):  # torch's stubs omit device and dtype
         return type(t)(requires_grad=t.requires_grad, device=device, dtype=dtype)  # type: ignore[call-overload]
-    data = torch.empty_like(t, device=META, dtype=dtype) if device == "meta" \
-        else t.detach().to(device, dtype, copy=True)
+    data = _meta_empty_like(t, dtype) if device == "meta" else t.detach().to(device, dtype, copy=True)
     if type(t) is nn.Parameter:  # what nn.Parameter(data, requires_grad) makes of a plain tensor
         return torch.Tensor._make_subclass(nn.Parameter, data, t.requires_grad)
     if type(t) is not torch.Tensor and isinstance(t, nn.Parameter):
         return nn.Parameter(data, requires_grad=t.requires_grad)
     return data.requires_grad_(t.requires_grad and t.is_leaf)
+
+
+def _meta_empty_like(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``torch.empty_like(t, device="meta", dtype=dtype)``. From a meta tensor (a model built on
+    meta) ``empty_like`` runs a Python decomposition, 25 us a tensor against 1 us from the CPU; a
+    dense one (contiguous, channels-last) is made with its own strides directly, as ``empty_like``
+    keeps them."""
+    if t.is_meta and (t.is_contiguous() or t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)
+                      or t.dim() == 5 and t.is_contiguous(memory_format=torch.channels_last_3d)):
+        return torch.empty_strided(t.shape, t.stride(), dtype=dtype, device=META)
+    return torch.empty_like(t, device=META, dtype=dtype)
 
 
 def _is_kept(hook: Any) -> bool:

@@ -396,6 +396,9 @@ class ThroughNumpy(nn.Module):
 def test_computation_in_numpy_is_an_uncounted_row_and_a_warning() -> None:
     with pytest.warns(UncountedOpWarning, match="numpy"):
         stats = archstat.count(ThroughNumpy(), (2, 4))
-    [row] = stats.uncounted
-    assert row.name == "numpy" and "outside torch is not counted" in row.note
+    # two rows: the values leaving for NumPy, and the 2x2 result y @ y.T coming back through
+    # torch.from_numpy, which no torch function call made
+    leaving, returned = stats.uncounted
+    assert leaving.name == "numpy" and "outside torch is not counted" in leaving.note
+    assert returned.name == "unseen" and returned.output_shape == (2, 2) and "model's output" in returned.note
     assert stats.madds == 2 * 4 * 4  # the linear layer, counted; y @ y.T ran in NumPy

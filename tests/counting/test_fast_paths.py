@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import archstat
-from archstat.counting.counter import STAND_IN_FORMULAS, OpCounter, _viewable
+from archstat.counting.counter import STAND_IN_FORMULAS, OpCounter, _viewable, flat_tensors
 from archstat.counting.handlers import handler_for_module
 from archstat.counting.shadow import shadow_copy
 from archstat.errors import InputShapeError
@@ -45,7 +45,7 @@ def _layout(value: Any) -> list[tuple]:
 def _counted_output(module: nn.Module, inputs: tuple, kwargs: dict, train: bool = False) -> Any:
     shadow, names = shadow_copy(module)
     counter = OpCounter(shadow, names, train=train)
-    return counter.run(lambda: shadow(*inputs, **kwargs))
+    return counter.run(lambda: shadow(*inputs, **kwargs), flat_tensors((inputs, kwargs)))
 
 
 def _torch_output(module: nn.Module, inputs: tuple, kwargs: dict, train: bool = False) -> Any:
@@ -211,6 +211,35 @@ def test_shadow_copy_is_what_deepcopy_makes() -> None:
     assert shadow.rnn._flat_weights[0] is shadow.rnn.weight_ih_l0
     assert sorted(names.values()) == sorted(n for n, _ in model.named_parameters())
     assert not model.a._forward_hooks == {}  # the user's model keeps its hook
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "channels_last_3d", "transposed", "sliced",
+                                    "one channel, channels_last", "empty", "scalar"])
+def test_stand_ins_of_a_meta_built_model_have_what_empty_like_gives(layout: str) -> None:
+    """A model built on meta: its stand-ins are not made by ``torch.empty_like`` (a slow Python
+    decomposition from a meta tensor); the oracle is ``torch.empty_like`` itself."""
+    meta = torch.device("meta")
+    tensor = {"contiguous": lambda: torch.empty(8, 4, 3, 3, device=meta),
+              "channels_last": lambda: torch.empty(8, 4, 3, 3, device=meta).to(memory_format=torch.channels_last),
+              "channels_last_3d": lambda: torch.empty(2, 3, 4, 5, 6, device=meta).to(
+                  memory_format=torch.channels_last_3d),
+              "transposed": lambda: torch.empty(4, 6, device=meta).t(),
+              "sliced": lambda: torch.empty(4, 6, device=meta)[:, ::2],
+              "one channel, channels_last": lambda: torch.empty(8, 1, 3, 3, device=meta).to(
+                  memory_format=torch.channels_last),
+              "empty": lambda: torch.empty(0, 3, device=meta),
+              "scalar": lambda: torch.empty((), device=meta)}[layout]()
+    holder = nn.Module()
+    holder.register_buffer("t", tensor)
+    holder.p = nn.Parameter(tensor.clone() if tensor.dim() else tensor)
+    for dtype in (None, torch.float16):
+        shadow, _ = shadow_copy(holder, dtype=dtype)
+        for copied, original in ((shadow.t, holder.t), (shadow.p, holder.p)):
+            expected = torch.empty_like(original, dtype=dtype or original.dtype)
+            assert (copied.shape, copied.stride(), copied.dtype, copied.is_meta) == \
+                (expected.shape, expected.stride(), expected.dtype, True)
+            assert copied is not original
+        assert type(shadow.p) is nn.Parameter and shadow.p.requires_grad
 
 
 def test_shadow_copy_counts_like_the_model_built_by_name() -> None:

@@ -78,6 +78,95 @@ def test_ops_under_vmap_are_uncounted_not_counted_per_example() -> None:
     assert all("torch.vmap" in r.note for r in stats.uncounted)
 
 
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script is deprecated, and still met in models
+
+    @torch.jit.script
+    def _scripted(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(x, w).relu() * 2.0
+
+
+class _Scripted(nn.Module):
+    """A TorchScript function inside an nn.Module's forward: its graph runs in C++, where no torch
+    function call is seen; its 8x64 @ 64x32 product costs 8*64*32 = 16,384 multiply-adds."""
+
+    def __init__(self, returned: bool = False) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.rand(64, 32))
+        self.fc = nn.Linear(32, 10)
+        self.returned = returned
+
+    def forward(self, x):
+        y = _scripted(x, self.w)
+        return y if self.returned else self.fc(y)
+
+
+def _uncounted(model: nn.Module, shape: tuple, **kwargs) -> archstat.ModelStats:
+    with pytest.warns(archstat.UncountedOpWarning):
+        return archstat.count(model, shape, **kwargs)
+
+
+def test_a_torchscript_function_on_meta_is_uncounted_rows_not_its_kernels_insides() -> None:
+    # on meta, TorchScript runs torch's Python meta kernels, whose own calls (x.new_empty, torch.where)
+    # reach the counter: each kernel is one uncounted row, and none of its calls is counted as an op
+    stats = _uncounted(_Scripted(), (8, 64))
+    assert [(r.name, r.counted) for r in stats.records] == \
+        [("meta_mm", False), ("relu", False), ("mul", False), ("fc", True)]
+    assert stats.records[0].input_shapes == ((8, 64), (64, 32))  # the tensors the kernel was given
+    assert all("TorchScript" in r.note for r in stats.uncounted)
+    assert stats.madds == 8 * 32 * 10  # the linear layer alone: the product ran where archstat cannot see
+
+
+def test_a_tensor_made_where_archstat_cannot_see_is_an_uncounted_row() -> None:
+    # on the CPU the scripted graph runs in C++ without a call reaching torch's Python: the linear
+    # layer then reads an 8x32 tensor that no call archstat saw made
+    stats = _uncounted(_Scripted(), (8, 64), device="cpu")
+    [row] = stats.uncounted
+    assert (row.name, row.module, row.output_shape) == ("unseen", "", (8, 32))
+    assert row.note.startswith("fc reads a tensor 8x32") and "TorchScript" in row.note
+    assert stats.madds == 8 * 32 * 10
+
+
+def test_a_returned_tensor_made_where_archstat_cannot_see_is_an_uncounted_row() -> None:
+    stats = _uncounted(_Scripted(returned=True), (8, 64), device="cpu")
+    [row] = stats.uncounted
+    assert row.output_shape == (8, 32) and row.note.startswith("the model's output reads")
+
+
+def test_torch_function_handling_disabled_in_a_forward_is_an_uncounted_row() -> None:
+    # what a C++ extension does: torch calls the counter is not shown; the product's 4x4 result is read by
+    # the addition, which is counted (16 element-wise FLOPs), the product (4*4*4 = 64 madds) is not
+    def hidden(x):
+        with torch._C.DisableTorchFunction():
+            y = x @ x
+        return y + 1
+
+    stats = _uncounted(Fn(hidden), (4, 4))
+    assert [(r.name, r.counted) for r in stats.records] == [("unseen", False), ("add", True)]
+    assert stats.madds == 0 and stats.flops == 16
+
+
+def test_tensors_the_model_holds_or_is_given_are_not_unseen() -> None:
+    # inputs, parameters, buffers, plain tensor attributes (directly and in a list), views, dropout at
+    # inference, nn.Flatten's copy of a transposed input (a free module), a tensor made by a factory
+    # call: every one was seen, none is a row
+    class Holder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = torch.full((4,), 2.0)
+            self.table = [torch.ones(4)]
+            self.drop = nn.Dropout(0.5)
+            self.flat = nn.Flatten(0)
+
+        def forward(self, x, y):
+            z = self.drop(x) * self.scale + self.table[0] + y.t()[:, :4]
+            return z[:2] + torch.zeros(4), self.flat(y.t()) * 2
+
+    for device in ("meta", "cpu"):
+        stats = count(Holder().eval(), ((2, 4), (4, 2)), device=device)
+        assert not stats.uncounted, device
+
+
 def test_a_training_count_inside_inference_mode_is_the_same() -> None:
     # inference mode makes tensors that record no graph: the count's own run must not inherit it
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(512, 10))
