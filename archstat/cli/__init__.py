@@ -114,7 +114,11 @@ def _main(argv: Sequence[str] | None) -> int:
         args = parser.parse_args(argv)
     except UsageError as exc:
         return _fail(exc)
-    except SystemExit as exc:  # --help, --version
+    except SystemExit as exc:  # --help, --version: their text, too, is flushed here
+        try:
+            to_stdout()
+        except ArchstatError as failed:
+            return _fail(failed)
         return exc.code if isinstance(exc.code, int) else 0
     try:
         prepare_outputs(args)

@@ -59,9 +59,14 @@ def _peaks(args: argparse.Namespace):
 
 def _cases(args: argparse.Namespace) -> list[tuple[str, Any]]:
     from archstat.api import resolve_inputs
+    from archstat.errors import ArchstatError
 
     names = model_names(args)
-    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()] if args.sizes else [None]
+    sizes: list[str | None] = [None]
+    if args.sizes is not None:
+        sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+        if not sizes:
+            raise ArchstatError(f"--sizes takes input sizes (224x224,480x640), not {args.sizes!r}")
     return [(name, resolve_inputs(name, size, args.batch)) for name in names for size in sizes]
 
 

@@ -29,7 +29,7 @@ def _elementwise_affine(input_shape: Shape, params: int, stats: int, op: str, ou
 @formula("batch_norm")
 def batch_norm(input_shape: Shape, affine: bool = True, track_running_stats: bool = True,
                op: str = "batch_norm", num_features: int | None = None, training: bool = False,
-               spatial_dims: int | None = None) -> OpCost:
+               spatial_dims: int | None = None, input_stats: bool = False) -> OpCost:
     """BatchNorm / InstanceNorm (``op="instance_norm"``) over ``(N, C, *spatial)``.
 
     params: ``2C`` (gamma, beta) when ``affine``. flops: one per element at inference;
@@ -43,6 +43,9 @@ def batch_norm(input_shape: Shape, affine: bool = True, track_running_stats: boo
     is refused as ``F.batch_norm(training=True)`` refuses it (``_verify_batch_size``: "Expected
     more than 1 value per channel when training"); ``training`` is exactly that argument of
     ``F.batch_norm`` (nn.BatchNorm passes True in eval mode too without running statistics).
+    An instance norm computing its statistics from the input (``input_stats``:
+    ``F.instance_norm``'s ``use_input_stats``, True unless running statistics are tracked and
+    used in eval) is refused on one spatial element, as ``_verify_spatial_size`` refuses it.
     """
     shape, unbatched = with_batch(input_shape, spatial_dims, op.replace("_", " "))
     c = shape[1]
@@ -50,6 +53,8 @@ def batch_norm(input_shape: Shape, affine: bool = True, track_running_stats: boo
         raise ShapeError(f"expects {num_features} channels, got {c} (input {'x'.join(map(str, input_shape))})")
     if training and op == "batch_norm" and shape[0] * numel(shape[2:]) == 1:
         raise ShapeError(f"Expected more than 1 value per channel when training, got input size {tuple(input_shape)}")
+    if input_stats and op == "instance_norm" and numel(shape[2:]) == 1:
+        raise ShapeError(f"Expected more than 1 spatial element when training, got input size {tuple(input_shape)}")
     stats = (2 * c if track_running_stats else 0) * (2 if training and track_running_stats else 1)
     return _elementwise_affine(shape, 2 * c if affine else 0, stats, op, without_batch(shape, unbatched),
                                1 + (BATCH_STATISTICS_FLOPS if training else 0))

@@ -307,9 +307,10 @@ def _rnn_cell(input_shape: Shape, input_size: int, hidden_size: int, mode: str =
 
 @backward_rule("batch_norm")
 def _batch_norm(input_shape: Shape, affine: bool = True, track_running_stats: bool = True, op: str = "batch_norm",
-                num_features: int | None = None, training: bool = False, spatial_dims: int | None = None, *,
-                needs: Needs) -> Backward:
-    """Batch / instance norm (operands: input, weight, bias): :data:`NORM_BACKWARD_FLOPS` per
+                num_features: int | None = None, training: bool = False, spatial_dims: int | None = None,
+                input_stats: bool = False, *, needs: Needs) -> Backward:
+    """Batch / instance norm (operands: input, weight, bias; ``input_stats`` only decides what the
+    forward refuses): :data:`NORM_BACKWARD_FLOPS` per
     element for the input gradient, 2 per element for the weight and bias gradients (sums of
     ``dy x_hat`` and ``dy``). Saves the input and, per normalised group, the batch mean and
     inverse standard deviation (float32; in eval mode empty). (Weight and running statistics

@@ -256,8 +256,9 @@ def _cli(argv: list[str], stdout) -> subprocess.Popen:
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
-@pytest.mark.parametrize("argv", [["ops", "lstm", "--format", "csv"], ["ops"]],
-                         ids=["fits the buffer: fails at the flush", "115 kB: fails in the write"])
+@pytest.mark.parametrize("argv", [["ops", "lstm", "--format", "csv"], ["ops"], ["--help"], ["sweep", "--help"]],
+                         ids=["fits the buffer: fails at the flush", "115 kB: fails in the write",
+                              "help (used to exit 0)", "a command's help"])
 def test_stdout_on_a_full_device_is_one_line(argv: list[str]) -> None:
     # as --out /dev/full is (test_a_full_device_is_one_line_and_stays_a_device); it used to be an internal error
     with open("/dev/full", "w") as full:

@@ -298,12 +298,27 @@ def test_parameters_used_through_views_or_as_inputs_count_once_where_first_used(
     # torch: "Dimension out of range (expected to be in range of [-4, 3], but got 5)"
     (nn.Softmax(5), (1, 3, 8, 8), r"range of \[-4, 3\], but got 5"),
     (nn.LogSoftmax(-5), (1, 3, 8, 8), r"range of \[-4, 3\], but got -5"),
-], ids=["max_pool_padding", "avg_pool_padding", "upsample_rank", "softmax_dim", "log_softmax_dim"])
+    # torch: "Softmax2d: expected input to be 3D or 4D, got 2D instead"
+    (nn.Softmax2d(), (4, 5), "expected input to be 3D or 4D, got 2D instead"),
+    # torch (F.instance_norm's _verify_spatial_size): "Expected more than 1 spatial element when training", also
+    # in eval mode without tracked running statistics, where the statistics still come from the input
+    (nn.InstanceNorm2d(4), (2, 4, 1, 1), "Expected more than 1 spatial element"),
+    (nn.InstanceNorm1d(4, affine=True), (3, 4, 1), "Expected more than 1 spatial element"),
+], ids=["max_pool_padding", "avg_pool_padding", "upsample_rank", "softmax_dim", "log_softmax_dim", "softmax2d_rank",
+        "instance_norm_one_element", "instance_norm_1d_one_element"])
 def test_layer_input_torch_rejects_is_refused_with_the_layer_name(layer: nn.Module, shape: tuple, match: str) -> None:
     with pytest.raises(Exception):  # torch itself (on the CPU) refuses it
         layer(torch.rand(shape))
     with pytest.raises(InputShapeError, match=rf"layer '{type(layer).__name__}' .*{match}"):
         archstat.count(layer, shape)
+
+
+def test_instance_norm_with_running_statistics_in_eval_takes_one_spatial_element() -> None:
+    # tracked running statistics used in eval: F.instance_norm(use_input_stats=False) skips the check, and the
+    # normalisation is one flop per element: 2 * 4 * 1 * 1 = 8
+    layer = nn.InstanceNorm2d(4, track_running_stats=True).eval()
+    layer(torch.rand(2, 4, 1, 1))  # torch runs it
+    assert archstat.count(layer, (2, 4, 1, 1)).flops == 8
 
 
 def test_batch_norm_training_on_one_value_per_channel_is_refused() -> None:

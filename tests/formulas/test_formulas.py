@@ -214,6 +214,17 @@ def test_batch_norm_with_two_values_per_channel_or_an_empty_batch_trains() -> No
     assert batch_norm((1, 4, 2, 2), op="instance_norm").output_shape == (1, 4, 2, 2)
 
 
+@pytest.mark.parametrize("shape", [(1, 4, 1), (2, 4, 1, 1), (3, 4, 1, 1, 1)])
+def test_instance_norm_refuses_statistics_of_one_spatial_element(shape: tuple) -> None:
+    # F.instance_norm(use_input_stats=True) raises "Expected more than 1 spatial element when training" when
+    # prod(spatial) == 1, whatever the batch (torch.nn.functional._verify_spatial_size); with running
+    # statistics used instead (input_stats=False) the input is fine: one flop per element
+    with pytest.raises(ShapeError, match="Expected more than 1 spatial element when training"):
+        batch_norm(shape, op="instance_norm", input_stats=True)
+    assert batch_norm(shape, op="instance_norm").cost.flops == shape[0] * 4
+    assert batch_norm((1, 4, 2, 1), op="instance_norm", input_stats=True).cost.flops == 8  # 2 elements: fine
+
+
 def test_adaptive_pool_to_size_zero_is_an_empty_output() -> None:
     # torch: nn.AdaptiveAvgPool2d(0) / AdaptiveMaxPool2d(0) on (1, 3, 8, 8) return an empty (1, 3, 0, 0):
     # no window combines anything (0 flops); mem_access reads the input, 192 elements, and writes none

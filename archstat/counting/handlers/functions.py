@@ -226,7 +226,8 @@ def _instance_norm(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     x = arg(args, kwargs, 0, "input")
     return FormulaCall("batch_norm", (shape_of(x),), dict(
         affine=arg(args, kwargs, 3, "weight") is not None,
-        track_running_stats=arg(args, kwargs, 1, "running_mean") is not None, op="instance_norm"))
+        track_running_stats=arg(args, kwargs, 1, "running_mean") is not None, op="instance_norm",
+        input_stats=bool(arg(args, kwargs, 5, "use_input_stats", True))))
 
 
 @function_handler("layer_norm", "rms_norm", shape_only=True, formula="layer_norm")

@@ -86,7 +86,8 @@ def _instance_norm(m: _InstanceNorm, args: tuple, kwargs: dict) -> FormulaCall:
     _checked(m, x)
     return FormulaCall("batch_norm", (shape_of(x),), dict(
         affine=m.affine, track_running_stats=m.track_running_stats, op="instance_norm",
-        num_features=m.num_features, spatial_dims=m._get_no_batch_dim() - 1))
+        num_features=m.num_features, spatial_dims=m._get_no_batch_dim() - 1,
+        input_stats=m.training or not m.track_running_stats))
 
 
 @module_handler(nn.LayerNorm, formula="layer_norm")
@@ -138,12 +139,21 @@ ACTIVATION_MODULES: dict[type, str] = {
 }
 
 
-@module_handler({cls: {"op": op} for cls, op in ACTIVATION_MODULES.items()}, formula="elementwise")
-def _activation(m: nn.Module, args: tuple, kwargs: dict, op: str) -> FormulaCall:
+#: The input ranks an activation module's forward accepts, where it checks them (``Softmax2d.forward``).
+_ACTIVATION_RANKS: dict[type, tuple[int, ...]] = {nn.Softmax2d: (3, 4)}
+
+
+@module_handler({cls: {"op": op, "ranks": _ACTIVATION_RANKS.get(cls)} for cls, op in ACTIVATION_MODULES.items()},
+                formula="elementwise")
+def _activation(m: nn.Module, args: tuple, kwargs: dict, op: str, ranks: tuple[int, ...] | None) -> FormulaCall:
     # nn.Softmax / LogSoftmax / Softmin normalise over their ``dim`` (None: torch picks a legacy dim, always
     # in range), which the formula refuses out of range as torch does
+    shape = shape_of(_input(args, kwargs))
+    if ranks is not None and len(shape) not in ranks:
+        raise ShapeError(f"{type(m).__name__}: expected input to be {' or '.join(f'{r}D' for r in ranks)}, "
+                         f"got {len(shape)}D instead")
     dim = getattr(m, "dim", None)
-    return FormulaCall("elementwise", (op, shape_of(_input(args, kwargs))), {} if dim is None else dict(dim=dim))
+    return FormulaCall("elementwise", (op, shape), {} if dim is None else dict(dim=dim))
 
 
 @module_handler(nn.GLU, formula="elementwise")
