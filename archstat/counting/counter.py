@@ -132,7 +132,7 @@ class _Interceptor(TorchFunctionMode):
                 counter.on_free(args, kwargs, out)
             return out
         operands = flat_tensors(args) + flat_tensors(kwargs) if kwargs else flat_tensors(args)
-        if not counter._suppress:
+        if not counter._suppress and not _is_compiling():  # torch.compile traces this mode: no frames for it
             caller = sys._getframe(1)
             if _CODE_KIND.get(caller.f_code) != "other" and (kernel := _calling_kernel(caller)) is not None:
                 out = func(*args, **kwargs)
@@ -156,6 +156,7 @@ class _Interceptor(TorchFunctionMode):
 _vmap_level: Callable[[], int | None] = torch._C._functorch.maybe_current_level
 _is_batched: Callable[[torch.Tensor], bool] = torch._C._functorch.is_batchedtensor
 _get_unwrapped: Callable[[torch.Tensor], torch.Tensor] = torch._C._functorch.get_unwrapped
+_is_compiling: Callable[[], bool] = torch.compiler.is_compiling
 
 #: The note of an op under ``torch.vmap``: its tensors have one example's shapes, and what one op
 #: costs over the batch is not one example's cost times the batch (weights are read once).
@@ -859,9 +860,10 @@ class OpCounter:
 
     def _uncounted(self, name: str, func: Callable, operands: list[torch.Tensor], out: Any, note: str) -> None:
         module = self.current_module
-        with _no_torch_function():
-            self._check_seen(name, module, operands)
-            self.refs([_unbatched(t) for t in flat_tensors(out)])  # made by a call seen: not unseen when read
+        if not _is_compiling():  # (torch.cond traces this mode and takes no graph break in it)
+            with _no_torch_function():
+                self._check_seen(name, module, operands)
+                self.refs([_unbatched(t) for t in flat_tensors(out)])  # made by a call seen: not unseen when read
         qualified = f"{getattr(func, '__module__', None) or 'torch.Tensor'}.{getattr(func, '__name__', name)}"
         self.records.append(OpRecord(
             name=self._function_row_name(module, name), module=module, type=qualified, category=None,
@@ -889,7 +891,8 @@ class OpCounter:
         cost = op.cost if op.cost.params == params else Cost(params, op.cost.madds, op.cost.flops, op.cost.mem_access)
         last = self._last_key
         operand_refs = self.refs(operands)
-        if self._last_key != last:  # an operand in a storage never seen before: made where the module's caller runs
+        if self._last_key != last and not _is_compiling():  # an operand in a storage never seen before
+            # a module's operand was made where its caller runs
             where = module if module_class is None else self._stack[-2] if len(self._stack) > 1 else ""
             self._unseen(name, where, operands, operand_refs, last)
         output_refs = self.refs(outputs)

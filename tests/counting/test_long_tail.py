@@ -146,6 +146,20 @@ def test_torch_function_handling_disabled_in_a_forward_is_an_uncounted_row() -> 
     assert stats.madds == 0 and stats.flops == 16
 
 
+def test_code_torch_compile_traces_through_the_counter_still_counts() -> None:
+    # torch.compile (here inside a forward, and inside torch.cond's eager path) traces the counter's
+    # TorchFunctionMode: a graph break in it is fatal to torch.cond. The compiled 4x8 @ 8x4 product is
+    # 4*8*4 = 128 multiply-adds; torch.cond is an op archstat does not know: an uncounted row, not an error
+    product = torch.compile(lambda x: x @ x.t(), backend="eager")
+    assert count(Fn(product), (4, 8)).madds == 128
+
+    def branches(x):
+        return torch.cond(x.sum() > 0, lambda x: x @ x.t(), lambda x: x * 2, (x,))
+
+    stats = _uncounted(Fn(branches), (4, 4))
+    assert [r.name for r in stats.uncounted] == ["cond"]
+
+
 def test_tensors_the_model_holds_or_is_given_are_not_unseen() -> None:
     # inputs, parameters, buffers, plain tensor attributes (directly and in a list), views, dropout at
     # inference, nn.Flatten's copy of a transposed input (a free module), a tensor made by a factory
