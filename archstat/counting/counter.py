@@ -176,40 +176,68 @@ def _vmapped(tensors: list[torch.Tensor]) -> bool:
 
 
 _TORCH_ROOT = os.path.dirname(torch.__file__) + os.sep
-#: Code of torch's own Python kernels (meta kernels, references, decompositions) and of its dispatch
-#: plumbing, by where it lies in the torch package (see :func:`_calling_kernel`).
+#: Code of torch's own Python kernels (meta kernels, references, decompositions, the custom-op
+#: library's dispatch to registered kernels), by where it lies in the torch package (see
+#: :func:`_calling_kernel`).
 _KERNEL_CODE = ("_refs" + os.sep, "_prims" + os.sep, "_prims_common" + os.sep, "_decomp" + os.sep,
+                os.path.join("_library", "autograd.py"), os.path.join("_library", "fake_impl.py"),
                 "_meta_registrations.py")
-_DISPATCH_CODE = ("_ops.py", "overrides.py")
+#: Names of the functions torch wraps its kernels in (decorators, reference factories): not a kernel's name.
+_WRAPPER_NAMES = frozenset({"_fn", "_ref", "inner", "wrapper", "_wrapper"})
+#: ``"kernel"``, ``"torch"`` (torch's other code) or ``"other"`` per code object, as
+#: :func:`_code_kind` found it; emptied when it holds :data:`_CODE_KINDS_KEPT` (generated code, an fx
+#: graph's, is new code every time).
 _CODE_KIND: dict[CodeType, str] = {}
+_CODE_KINDS_KEPT = 4096
 
 
-def _code_kind(code: CodeType) -> str:
-    """``"kernel"``, ``"dispatch"`` or ``"other"`` for the code a frame runs (cached per code object)."""
+def _path_kind(code: CodeType) -> str:
+    path = code.co_filename
+    if not path.startswith(_TORCH_ROOT):
+        return "other"
+    return "kernel" if path[len(_TORCH_ROOT):].startswith(_KERNEL_CODE) else "torch"
+
+
+def _code_kind(frame: FrameType) -> str:
+    """What the code ``frame`` runs is, found the first time it runs: torch's kernel code, torch's
+    other code, or other code; other code first called by a kernel (through torch's code) is a
+    kernel too: a fake kernel registered from outside torch (``torchvision``'s meta ``roi_align``)."""
+    code = frame.f_code
     kind = _CODE_KIND.get(code)
     if kind is None:
-        path = code.co_filename
-        inside = path[len(_TORCH_ROOT):] if path.startswith(_TORCH_ROOT) else None
-        kind = "other" if inside is None else "kernel" if inside.startswith(_KERNEL_CODE) \
-            else "dispatch" if inside in _DISPATCH_CODE else "other"
+        kind = _path_kind(code)
+        caller = frame.f_back
+        while kind == "other" and caller is not None:
+            caller_kind = _path_kind(caller.f_code)
+            if caller_kind != "torch":
+                kind = caller_kind
+                break
+            caller = caller.f_back
+        if len(_CODE_KIND) >= _CODE_KINDS_KEPT:
+            _CODE_KIND.clear()
         _CODE_KIND[code] = kind
     return kind
 
 
-def _calling_kernel(frame: FrameType | None) -> FrameType | None:
-    """The frame of torch's own Python kernel that made this torch call, through torch's dispatch
-    plumbing (``OpOverload.__call__``), or None. The counter runs every op it sees with itself out
-    of the way, so the calls inside a kernel reach it only when the kernel ran for an op called
-    where it cannot see: a TorchScript function or a C++ extension calling ATen, whose meta
-    kernels are Python."""
-    for _ in range(3):
-        if frame is None:
-            return None
-        kind = _code_kind(frame.f_code)
-        if kind != "dispatch":
-            return frame if kind == "kernel" else None
+def _calling_kernel(frame: FrameType | None) -> tuple[FrameType, FrameType] | None:
+    """The torch kernel that made this torch call, or None: its outermost frame before the calling
+    code outside torch (a kernel calling kernels, as ``log_softmax``'s reference calls ``amax``'s,
+    is the outer one) and the outermost that is not one of torch's wrappers (``_fn`` of a
+    type-promotion decorator: :data:`_WRAPPER_NAMES`), whose name and arguments are the kernel's. The counter runs every
+    op it sees with itself out of the way, so the calls inside a kernel reach it only when the
+    kernel ran for an op called where it cannot see: a TorchScript function or a C++ extension
+    calling ATen, whose meta kernels are Python."""
+    outer = named = None
+    while frame is not None:
+        kind = _code_kind(frame)
+        if kind == "other":
+            break
+        if kind == "kernel":
+            outer = frame
+            if frame.f_code.co_name not in _WRAPPER_NAMES:
+                named = frame
         frame = frame.f_back
-    return None
+    return None if outer is None else (outer, named or outer)
 
 
 #: What property reads (``x.shape``, ``x.dtype``) return: no tensor, nothing for :meth:`OpCounter.on_free` to see.
@@ -336,7 +364,10 @@ class OpCounter:
         self._storages: dict[int, tuple[int, StorageWeakRef | None, Any]] = {}
         self._last_key = 0  # the newest storage key (see _storage_key): keys only grow
         self._held: frozenset[int] | None = None  # keys of tensors modules hold as plain attributes (see _unseen)
-        self._kernel: FrameType | None = None  # the last kernel run where the counter cannot see (on_kernel_call)
+        # the last kernel run where the counter cannot see and its row (on_kernel_call): the frame, and
+        # with it its locals, is kept until the next such kernel or the end of the run
+        self._kernel: FrameType | None = None
+        self._kernel_row: OpRecord | None = None
         self._fresh = itertools.count(-1, -1)
         self._fixed: dict[int, tuple[torch.Tensor, TensorRef]] = {}  # parameters and buffers: read once
         fixed = self._fixed
@@ -467,10 +498,10 @@ class OpCounter:
             with torch.set_grad_enabled(self.train), _Interceptor(self):
                 output = call()
             with _no_torch_function():
-                self._check_seen("the model's output", "", flat_tensors(output))
+                self._check_seen("the model", "", flat_tensors(output), "returns")
             return output
         finally:
-            self._kernel = None
+            self._kernel = self._kernel_row = None
             for m, own in wrapped:
                 if own is _NO_FORWARD:
                     vars(m).pop("forward", None)
@@ -587,8 +618,10 @@ class OpCounter:
             output = stand_in
         if op is None:  # FREE
             self.free_ops += 1
-            with _no_torch_function():
-                self.refs(flat_tensors(output))  # nn.Flatten's copy of a strided input: made by a call seen
+            if not _is_compiling():
+                with _no_torch_function():
+                    self._check_seen(info.name or type(module).__name__, self._caller(), inputs)
+                    self.refs(flat_tensors(output))  # nn.Flatten's copy of a strided input: made by a call seen
             return output
         with _no_torch_function():  # its row
             owned, owned_names, held, owned_tensors = info.owned or self._owned_params(info, module)
@@ -736,23 +769,30 @@ class OpCounter:
         except Exception:  # let torch run it and report whatever is wrong
             return None
 
-    def on_kernel_call(self, kernel: FrameType, operands: list[torch.Tensor], out: Any) -> None:
-        """A call made inside torch kernel ``kernel`` (see :func:`_calling_kernel`): not the model's
-        op but part of one archstat did not see called. Its outputs count as seen (the op's result
-        is one of them); the kernel's first call gives it an uncounted row, with the tensors the
-        kernel was given."""
+    def on_kernel_call(self, kernel: tuple[FrameType, FrameType], operands: list[torch.Tensor], out: Any) -> None:
+        """A call made inside torch kernel ``kernel`` (its frames, see :func:`_calling_kernel`): not the model's
+        op but part of one archstat did not see called. The kernel's first call gives it an
+        uncounted row, with the tensors the kernel was given; the row's output is the latest
+        call's (the kernel's result, once it returns), so the memory models hold it as they hold
+        any op's."""
         with _no_torch_function():
-            self.refs(flat_tensors(out))
-            if kernel is self._kernel:
+            outputs = self.refs(flat_tensors(out))
+            outer, named = kernel
+            if outer is self._kernel and self._kernel_row is not None:
+                self._kernel_row.outputs = outputs
                 return
-            self._kernel = kernel
-            code = kernel.f_code
-            given = [t for name in code.co_varnames[:code.co_argcount] for t in flat_tensors(kernel.f_locals.get(name))]
+            self._kernel = outer
+            code = named.f_code
+            wrapped = outer.f_locals.get("fn")  # what torch's outermost wrapper wraps: the kernel itself
+            kernel_name = wrapped.__name__ if callable(wrapped) and hasattr(wrapped, "__name__") else code.co_name
+            names = code.co_varnames[:code.co_argcount + bool(code.co_flags & inspect.CO_VARARGS)]
+            given = [t for name in names for t in flat_tensors(named.f_locals.get(name))]
             module = self.current_module
-            self.records.append(OpRecord(
-                name=self._function_row_name(module, code.co_name), module=module, type=_KERNEL_TYPE, category=None,
+            self._kernel_row = OpRecord(
+                name=self._function_row_name(module, kernel_name), module=module, type=_KERNEL_TYPE, category=None,
                 input_shapes=tuple(tuple(t.shape) for t in given or operands), output_shape=(), cost=Cost(),
-                counted=False, call=None, note=_KERNEL_NOTE.format(kernel=code.co_name)))
+                counted=False, call=None, note=_KERNEL_NOTE.format(kernel=kernel_name), outputs=outputs)
+            self.records.append(self._kernel_row)
 
     def on_free(self, args: tuple, kwargs: dict, out: Any) -> None:
         """A view or other free call outside any handled module: no row, but a view of a
@@ -834,24 +874,29 @@ class OpCounter:
         n = self._op_index[key]
         return key if n == 1 else f"{key}#{n}"
 
-    def _check_seen(self, consumer: str, module: str, tensors: Sequence[torch.Tensor]) -> tuple[TensorRef, ...]:
-        """:meth:`refs` of ``tensors``, which ``consumer`` reads: one uncounted row (:meth:`_unseen`)
-        for each in a storage no call archstat saw made."""
+    def _caller(self) -> str:
+        """The module that called the module running now: where a module's inputs were made."""
+        return self._stack[-2] if len(self._stack) > 1 else ""
+
+    def _check_seen(self, consumer: str, module: str, tensors: Sequence[torch.Tensor],
+                    verb: str = "reads") -> tuple[TensorRef, ...]:
+        """:meth:`refs` of ``tensors``, which ``consumer`` (an op, a layer) reads (or returns), in
+        ``module``: one uncounted row (:meth:`_unseen`) for each in a storage no call archstat saw made."""
         last = self._last_key
         refs = self.refs(tensors)
         if self._last_key != last:
-            self._unseen(consumer, module, tensors, refs, last)
+            self._unseen(f"{consumer} {verb}", module, tensors, refs, last)
         return refs
 
     def _unseen(self, consumer: str, module: str, tensors: Sequence[torch.Tensor], refs: tuple[TensorRef, ...],
                 last: int) -> None:
         """Rows for the tensors among ``tensors`` whose storage (``refs``) is newer than key ``last``
-        and that no module holds as a plain attribute: ``consumer`` reads a tensor that no call
-        archstat saw made, so what made it was not counted (:data:`_UNSEEN_NOTE`)."""
+        and that no module or its class holds as a plain attribute: ``consumer`` (``"fc reads"``) a
+        tensor that no call archstat saw made, so what made it was not counted (:data:`_UNSEEN_NOTE`)."""
         if self._held is None:
             self._held = frozenset(r.key for r in self.refs(_held_tensors(m for _, m in self._modules)))
-        for t, r in zip(tensors, refs):
-            if r.key > last and r.key not in self._held:
+        for t, r in zip(tensors, refs):  # keys after last: storages new to this run (a sparse tensor has none)
+            if last < r.key <= self._last_key and r.key not in self._held:
                 shape = tuple(t.shape)
                 self.records.append(OpRecord(
                     name=self._function_row_name(module, "unseen"), module=module, type=_UNSEEN_TYPE, category=None,
@@ -889,12 +934,8 @@ class OpCounter:
             self.mismatches.append(f"{name}: {note}")
             warnings.warn(f"archstat: {name}: {note}", FormulaMismatchWarning, stacklevel=2)
         cost = op.cost if op.cost.params == params else Cost(params, op.cost.madds, op.cost.flops, op.cost.mem_access)
-        last = self._last_key
-        operand_refs = self.refs(operands)
-        if self._last_key != last and not _is_compiling():  # an operand in a storage never seen before
-            # a module's operand was made where its caller runs
-            where = module if module_class is None else self._stack[-2] if len(self._stack) > 1 else ""
-            self._unseen(name, where, operands, operand_refs, last)
+        operand_refs = self.refs(operands) if _is_compiling() else \
+            self._check_seen(name, module if module_class is None else self._caller(), operands)
         output_refs = self.refs(outputs)
         back, saved = self._backward(call, operands, outputs, operand_refs, output_refs, in_place, read) \
             if self.train else (None, ())
@@ -938,23 +979,29 @@ class OpCounter:
 #: The type and note of the row of a torch kernel run for an op archstat did not see called.
 _KERNEL_TYPE = "(torch kernel run where archstat cannot see)"
 _KERNEL_NOTE = ("torch ran its kernel {kernel} for an op called where archstat cannot see (a TorchScript function, "
-                "a C++ extension calling torch): that op is not counted")
+                "a C++ extension calling torch): the ops of that code are not counted")
 
 #: The type and note of the row of a tensor no call archstat saw made (see :meth:`OpCounter._unseen`).
 _UNSEEN_TYPE = "(made where archstat cannot see)"
-_UNSEEN_NOTE = ("{consumer} reads a tensor {shape} that no torch call archstat saw made: a TorchScript function, a "
-                "C++/CUDA extension, NumPy or a legacy constructor (torch.Tensor(...)) made it, or it is held outside "
-                "the model (a global, a closure); what made it is not counted")
+_UNSEEN_NOTE = ("{consumer} a tensor {shape} that no torch call archstat saw made: a TorchScript function, a "
+                "C++/CUDA extension, autograd (torch.autograd.grad in a forward), NumPy or a legacy constructor "
+                "(torch.Tensor(...)) made it, or it is held outside the model (a global, a closure, an object); what "
+                "made it is not counted")
 
 
 def _held_tensors(modules: Any) -> list[torch.Tensor]:
-    """The tensors ``modules`` hold as plain attributes (not parameters or buffers), directly or in
-    a list, tuple or dict (anchors, cached tables): made before the run, seen by no call."""
+    """The tensors ``modules`` hold as plain attributes (not parameters or buffers) or their classes
+    hold, directly or in a list, tuple or dict (anchors, cached tables, a class's constant): made
+    before the run, seen by no call."""
     out: list[torch.Tensor] = []
+    classes: set[type] = set()
     for m in modules:
         for key, value in vars(m).items():
             if key not in ("_parameters", "_buffers", "_modules"):
                 out.extend(flat_tensors(value))
+        classes.update(c for c in type(m).__mro__ if c is not nn.Module and c is not object)
+    for cls in classes:
+        out.extend(t for value in vars(cls).values() for t in flat_tensors(value))
     return out
 
 

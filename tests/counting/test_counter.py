@@ -415,5 +415,5 @@ def test_computation_in_numpy_is_an_uncounted_row_and_a_warning() -> None:
     # torch.from_numpy, which no torch function call made
     leaving, returned = stats.uncounted
     assert leaving.name == "numpy" and "outside torch is not counted" in leaving.note
-    assert returned.name == "unseen" and returned.output_shape == (2, 2) and "model's output" in returned.note
+    assert returned.name == "unseen" and returned.output_shape == (2, 2) and "the model returns" in returned.note
     assert stats.madds == 2 * 4 * 4  # the linear layer, counted; y @ y.T ran in NumPy

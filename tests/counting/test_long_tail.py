@@ -86,6 +86,11 @@ with warnings.catch_warnings():
         return torch.matmul(x, w).relu() * 2.0
 
 
+    @torch.jit.script
+    def _scripted_log_softmax(x: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(x, dim=1)
+
+
 class _Scripted(nn.Module):
     """A TorchScript function inside an nn.Module's forward: its graph runs in C++, where no torch
     function call is seen; its 8x64 @ 64x32 product costs 8*64*32 = 16,384 multiply-adds."""
@@ -127,10 +132,33 @@ def test_a_tensor_made_where_archstat_cannot_see_is_an_uncounted_row() -> None:
     assert stats.madds == 8 * 32 * 10
 
 
+def test_a_free_layer_does_not_hide_a_tensor_made_where_archstat_cannot_see() -> None:
+    # nn.Identity (free) reads the scripted result first: the row is there, in front of it
+    model = _Scripted()
+    model.fc = nn.Sequential(nn.Identity(), model.fc)
+    stats = _uncounted(model, (8, 64), device="cpu")
+    [row] = stats.uncounted
+    assert row.note.startswith("fc.0 reads a tensor 8x32")
+
+
+def test_a_scripted_result_is_held_in_memory_on_meta_as_on_the_cpu() -> None:
+    # the 8x32 float32 product (1,024 bytes) is alive until fc reads it, whichever device counts: on meta it
+    # is the output of the kernel rows, on the CPU of the unseen row
+    meta, cpu = (_uncounted(_Scripted(), (8, 64), device=d) for d in ("meta", "cpu"))
+    assert meta.peak_infer_bytes == cpu.peak_infer_bytes
+
+
+def test_a_kernel_calling_kernels_is_one_row() -> None:
+    # a scripted log_softmax runs torch's reference log_softmax, which calls amax's and exp's: one row
+    stats = _uncounted(Fn(lambda x: _scripted_log_softmax(x) * 2), (4, 6))
+    assert [r.name for r in stats.uncounted] == ["_log_softmax"]
+    assert stats.uncounted[0].input_shapes[0] == (4, 6)
+
+
 def test_a_returned_tensor_made_where_archstat_cannot_see_is_an_uncounted_row() -> None:
     stats = _uncounted(_Scripted(returned=True), (8, 64), device="cpu")
     [row] = stats.uncounted
-    assert row.output_shape == (8, 32) and row.note.startswith("the model's output reads")
+    assert row.output_shape == (8, 32) and row.note.startswith("the model returns a tensor 8x32")
 
 
 def test_torch_function_handling_disabled_in_a_forward_is_an_uncounted_row() -> None:
@@ -179,6 +207,39 @@ def test_tensors_the_model_holds_or_is_given_are_not_unseen() -> None:
     for device in ("meta", "cpu"):
         stats = count(Holder().eval(), ((2, 4), (4, 2)), device=device)
         assert not stats.uncounted, device
+
+
+def test_a_class_constant_is_not_unseen() -> None:
+    class Constant(nn.Module):
+        offset = torch.ones(4)  # made when the class was defined
+
+        def forward(self, x):
+            return x + self.offset
+
+    assert not count(Constant(), (4, 4), device="cpu").uncounted
+
+
+def test_a_sparse_operand_beside_an_unseen_one_is_not_a_row() -> None:
+    # a sparse tensor has no storage to follow; read beside a tensor no seen call made, only that one is a row
+    def forward(x):
+        with torch._C.DisableTorchFunction():
+            hidden = x * 2
+        return torch.sparse.addmm(hidden, x.to_sparse(), x)
+
+    stats = _uncounted(Fn(forward), (4, 4), device="cpu")
+    assert [r.name for r in stats.uncounted] == ["to_sparse", "unseen", "sparse_addmm"]
+
+
+def test_an_index_that_gathers_is_a_counted_copy() -> None:
+    # a tuple, a range or a list of integers, or a boolean, gathers a copy (torch's result is no view): each
+    # is a copy of 2*3*4 = 24 elements moved once (24 read + 24 written), not a free view; basic slicing is
+    # free. The copies feed the sum, which must see them as made by a call archstat saw
+    def forward(x):
+        return x[:, (2, 0, 1)] + x[:, range(3)] + x[:, [2, 0, 1]] + x[True][0] + x[:, 0:3]
+
+    stats = count(Fn(forward), (2, 3, 4))
+    gathers = [r for r in stats.records if r.name.startswith("getitem")]
+    assert len(gathers) == 4 and all(r.cost.mem_access == 48 for r in gathers)
 
 
 def test_a_training_count_inside_inference_mode_is_the_same() -> None:

@@ -534,16 +534,13 @@ def _reshape(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     return FormulaCall("copy", (shape_of(out),))
 
 
-def _has_list_index(index: Any) -> bool:
-    items = index if isinstance(index, tuple) else (index,)
-    return any(isinstance(i, list) for i in items)
-
-
 @function_handler("getitem", "index_select", "gather", "take", "take_along_dim", "masked_select", "index",
                   formula="copy")
 def _gather(args: tuple, kwargs: dict, out: Any, name: str = "getitem") -> FormulaCall:
-    if name == "getitem" and not tensors_in(args[1:]) and not _has_list_index(args[1] if len(args) > 1 else None):
-        return FREE  # basic slicing is a view
+    # basic slicing is a view; an index of integers (a tensor, a list, a tuple, a range, an array) or of
+    # booleans gathers a copy: torch's result says which
+    if name == "getitem" and isinstance(out, torch.Tensor) and (out is args[0] or out._is_view()):
+        return FREE
     index = sum(t.numel() for t in tensors_in(list(args[1:]) + list(kwargs.values())))
     return FormulaCall("copy", (shape_of(out),), dict(op="gather", read=prod(shape_of(out)) + index))
 
