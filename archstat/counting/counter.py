@@ -176,15 +176,15 @@ def _vmapped(tensors: list[torch.Tensor]) -> bool:
 
 
 _TORCH_ROOT = os.path.dirname(torch.__file__) + os.sep
-#: Code of torch's own Python kernels (meta kernels, references, decompositions, the custom-op
-#: library's dispatch to registered kernels), by where it lies in the torch package (see
+#: Code of torch's own Python kernels (meta kernels, references, decompositions) and of the custom-op
+#: library's dispatch to registered kernels, by where it lies in the torch package (see
 #: :func:`_calling_kernel`).
 _KERNEL_CODE = ("_refs" + os.sep, "_prims" + os.sep, "_prims_common" + os.sep, "_decomp" + os.sep,
-                os.path.join("_library", "autograd.py"), os.path.join("_library", "fake_impl.py"),
                 "_meta_registrations.py")
+_LIBRARY_CODE = (os.path.join("_library", "autograd.py"), os.path.join("_library", "fake_impl.py"))
 #: Names of the functions torch wraps its kernels in (decorators, reference factories): not a kernel's name.
 _WRAPPER_NAMES = frozenset({"_fn", "_ref", "inner", "wrapper", "_wrapper"})
-#: ``"kernel"``, ``"torch"`` (torch's other code) or ``"other"`` per code object, as
+#: ``"kernel"``, ``"library"``, ``"torch"`` (torch's other code) or ``"other"`` per code object, as
 #: :func:`_code_kind` found it; emptied when it holds :data:`_CODE_KINDS_KEPT` (generated code, an fx
 #: graph's, is new code every time).
 _CODE_KIND: dict[CodeType, str] = {}
@@ -195,13 +195,15 @@ def _path_kind(code: CodeType) -> str:
     path = code.co_filename
     if not path.startswith(_TORCH_ROOT):
         return "other"
-    return "kernel" if path[len(_TORCH_ROOT):].startswith(_KERNEL_CODE) else "torch"
+    inside = path[len(_TORCH_ROOT):]
+    return "kernel" if inside.startswith(_KERNEL_CODE) else "library" if inside in _LIBRARY_CODE else "torch"
 
 
 def _code_kind(frame: FrameType) -> str:
-    """What the code ``frame`` runs is, found the first time it runs: torch's kernel code, torch's
-    other code, or other code; other code first called by a kernel (through torch's code) is a
-    kernel too: a fake kernel registered from outside torch (``torchvision``'s meta ``roi_align``)."""
+    """What the code ``frame`` runs is, found the first time it runs: torch's kernel code, the
+    custom-op library's (``"library"``), torch's other code, or other code; other code first called
+    by a kernel or the library (through torch's code) is a kernel too: a fake kernel registered
+    from outside torch (``torchvision``'s meta ``roi_align``)."""
     code = frame.f_code
     kind = _CODE_KIND.get(code)
     if kind is None:
@@ -210,7 +212,7 @@ def _code_kind(frame: FrameType) -> str:
         while kind == "other" and caller is not None:
             caller_kind = _path_kind(caller.f_code)
             if caller_kind != "torch":
-                kind = caller_kind
+                kind = "other" if caller_kind == "other" else "kernel"
                 break
             caller = caller.f_back
         if len(_CODE_KIND) >= _CODE_KINDS_KEPT:
@@ -232,9 +234,9 @@ def _calling_kernel(frame: FrameType | None) -> tuple[FrameType, FrameType] | No
         kind = _code_kind(frame)
         if kind == "other":
             break
-        if kind == "kernel":
+        if kind in ("kernel", "library"):
             outer = frame
-            if frame.f_code.co_name not in _WRAPPER_NAMES:
+            if kind == "kernel" and frame.f_code.co_name not in _WRAPPER_NAMES:
                 named = frame
         frame = frame.f_back
     return None if outer is None else (outer, named or outer)
@@ -620,7 +622,7 @@ class OpCounter:
             self.free_ops += 1
             if not _is_compiling():
                 with _no_torch_function():
-                    self._check_seen(info.name or type(module).__name__, self._caller(), inputs)
+                    self._check_seen(info.name or type(module).__name__, None, inputs)
                     self.refs(flat_tensors(output))  # nn.Flatten's copy of a strided input: made by a call seen
             return output
         with _no_torch_function():  # its row
@@ -875,17 +877,18 @@ class OpCounter:
         return key if n == 1 else f"{key}#{n}"
 
     def _caller(self) -> str:
-        """The module that called the module running now: where a module's inputs were made."""
+        """The module that called the module running now."""
         return self._stack[-2] if len(self._stack) > 1 else ""
 
-    def _check_seen(self, consumer: str, module: str, tensors: Sequence[torch.Tensor],
+    def _check_seen(self, consumer: str, module: str | None, tensors: Sequence[torch.Tensor],
                     verb: str = "reads") -> tuple[TensorRef, ...]:
         """:meth:`refs` of ``tensors``, which ``consumer`` (an op, a layer) reads (or returns), in
-        ``module``: one uncounted row (:meth:`_unseen`) for each in a storage no call archstat saw made."""
+        ``module`` (None: the caller of the module running now, where a layer's inputs were made):
+        one uncounted row (:meth:`_unseen`) for each in a storage no call archstat saw made."""
         last = self._last_key
         refs = self.refs(tensors)
-        if self._last_key != last:
-            self._unseen(f"{consumer} {verb}", module, tensors, refs, last)
+        if self._last_key != last and not _is_compiling():  # (torch.cond traces this: no graph break in it)
+            self._unseen(f"{consumer} {verb}", self._caller() if module is None else module, tensors, refs, last)
         return refs
 
     def _unseen(self, consumer: str, module: str, tensors: Sequence[torch.Tensor], refs: tuple[TensorRef, ...],
@@ -934,8 +937,7 @@ class OpCounter:
             self.mismatches.append(f"{name}: {note}")
             warnings.warn(f"archstat: {name}: {note}", FormulaMismatchWarning, stacklevel=2)
         cost = op.cost if op.cost.params == params else Cost(params, op.cost.madds, op.cost.flops, op.cost.mem_access)
-        operand_refs = self.refs(operands) if _is_compiling() else \
-            self._check_seen(name, module if module_class is None else self._caller(), operands)
+        operand_refs = self._check_seen(name, module if module_class is None else None, operands)
         output_refs = self.refs(outputs)
         back, saved = self._backward(call, operands, outputs, operand_refs, output_refs, in_place, read) \
             if self.train else (None, ())

@@ -90,6 +90,10 @@ with warnings.catch_warnings():
     def _scripted_log_softmax(x: torch.Tensor) -> torch.Tensor:
         return torch.log_softmax(x, dim=1)
 
+    @torch.jit.script
+    def _scripted_roi_align(x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        return torch.ops.torchvision.roi_align(x, boxes, 1.0, 2, 2, 0, False)
+
 
 class _Scripted(nn.Module):
     """A TorchScript function inside an nn.Module's forward: its graph runs in C++, where no torch
@@ -153,6 +157,14 @@ def test_a_kernel_calling_kernels_is_one_row() -> None:
     stats = _uncounted(Fn(lambda x: _scripted_log_softmax(x) * 2), (4, 6))
     assert [r.name for r in stats.uncounted] == ["_log_softmax"]
     assert stats.uncounted[0].input_shapes[0] == (4, 6)
+
+
+def test_a_fake_kernel_registered_outside_torch_is_a_kernel_row() -> None:
+    # torchvision registers roi_align's meta kernel in Python; run for a scripted call on meta, its x.new_empty
+    # used to be counted as the model's op. One row, named after it, with the tensors it was given
+    stats = _uncounted(Fn(lambda x, boxes: _scripted_roi_align(x, boxes) * 2), ((1, 4, 8, 8), (3, 5)))
+    assert [(r.name, r.counted) for r in stats.records] == [("meta_roi_align", False), ("mul", True)]
+    assert stats.records[0].input_shapes == ((1, 4, 8, 8), (3, 5))
 
 
 def test_a_returned_tensor_made_where_archstat_cannot_see_is_an_uncounted_row() -> None:
