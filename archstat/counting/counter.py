@@ -224,11 +224,11 @@ def _code_kind(frame: FrameType) -> str:
 def _calling_kernel(frame: FrameType | None) -> tuple[FrameType, FrameType] | None:
     """The torch kernel that made this torch call, or None: its outermost frame before the calling
     code outside torch (a kernel calling kernels, as ``log_softmax``'s reference calls ``amax``'s,
-    is the outer one) and the outermost that is not one of torch's wrappers (``_fn`` of a
-    type-promotion decorator: :data:`_WRAPPER_NAMES`), whose name and arguments are the kernel's. The counter runs every
-    op it sees with itself out of the way, so the calls inside a kernel reach it only when the
-    kernel ran for an op called where it cannot see: a TorchScript function or a C++ extension
-    calling ATen, whose meta kernels are Python."""
+    is the outer one) and the outermost that is not one of torch's wrappers
+    (:data:`_WRAPPER_NAMES`), whose name and arguments are the kernel's. The counter runs every op
+    it sees with itself out of the way, so the calls inside a kernel reach it only when the kernel
+    ran for an op called where it cannot see: a TorchScript function or a C++ extension calling
+    ATen, whose meta kernels are Python."""
     outer = named = None
     while frame is not None:
         kind = _code_kind(frame)
@@ -772,8 +772,8 @@ class OpCounter:
             return None
 
     def on_kernel_call(self, kernel: tuple[FrameType, FrameType], operands: list[torch.Tensor], out: Any) -> None:
-        """A call made inside torch kernel ``kernel`` (its frames, see :func:`_calling_kernel`): not the model's
-        op but part of one archstat did not see called. The kernel's first call gives it an
+        """A call made inside torch kernel ``kernel`` (its frames: :func:`_calling_kernel`): not the
+        model's op but part of one archstat did not see called. The kernel's first call gives it an
         uncounted row, with the tensors the kernel was given; the row's output is the latest
         call's (the kernel's result, once it returns), so the memory models hold it as they hold
         any op's."""
@@ -787,7 +787,9 @@ class OpCounter:
             code = named.f_code
             wrapped = outer.f_locals.get("fn")  # what torch's outermost wrapper wraps: the kernel itself
             kernel_name = wrapped.__name__ if callable(wrapped) and hasattr(wrapped, "__name__") else code.co_name
-            names = code.co_varnames[:code.co_argcount + bool(code.co_flags & inspect.CO_VARARGS)]
+            names = list(code.co_varnames[:code.co_argcount])  # its positional arguments, and *args
+            if code.co_flags & inspect.CO_VARARGS:
+                names.append(code.co_varnames[code.co_argcount + code.co_kwonlyargcount])
             given = [t for name in names for t in flat_tensors(named.f_locals.get(name))]
             module = self.current_module
             self._kernel_row = OpRecord(
