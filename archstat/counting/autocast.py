@@ -24,9 +24,16 @@ _MATRIX = frozenset({"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_tra
                      "conv_tbc", "linear", "matmul", "mm", "bmm", "baddbmm", "addmm", "addbmm",
                      "scaled_dot_product_attention", "prelu"})
 
+#: Composite ops whose products torch runs as one of :data:`_MATRIX` (einsum's bmm): on the CPU, where
+#: they are not listed, autocast's dispatch casts that inner call, so they run in the lower precision
+#: all the same and take mixed inputs (torch 2.14: ``einsum`` of a bfloat16 and a float32 tensor under
+#: CPU autocast gives bfloat16). ``tensordot``, ``inner`` and ``linalg.multi_dot`` refuse mixed inputs
+#: before their inner product, and are left out: their float32 results, bfloat16 in torch, stay float32.
+_COMPOSITE_PRODUCTS = frozenset({"einsum"})
+
 #: Ops autocast runs in the lower-precision dtype, per device type.
 LOWER_PRECISION = {
-    "cpu": _MATRIX,
+    "cpu": _MATRIX | _COMPOSITE_PRODUCTS,
     "cuda": _MATRIX | {"addmv", "addr", "einsum", "mv", "chain_matmul", "lstm_cell", "gru_cell", "rnn_tanh_cell",
                        "rnn_relu_cell"},
 }
