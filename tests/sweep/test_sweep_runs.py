@@ -211,8 +211,6 @@ def _closed_port() -> int:
 def ray_head():
     """A local Ray head on 127.0.0.1 with 2 CPUs, stopped afterwards (only its own processes)."""
     pytest.importorskip("ray", reason="--ray needs Ray (archstat[ray]; archstat[test] has it)")
-    if not Path("/proc").is_dir():
-        pytest.skip("stopping only this test's Ray processes needs /proc")
     from archstat.sweep.ray_cluster import head_processes, local_head
 
     with local_head(num_cpus=2) as head:
@@ -220,6 +218,7 @@ def ray_head():
     assert not head_processes(head.temp_dir)
 
 
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="stopping only this test's Ray processes needs /proc")
 def test_ray_sweep_gives_the_local_count_table(tmp_path: Path, ray_head: tuple[str, dict]) -> None:
     address, env = ray_head
     models = ",".join([*SMALL[:3], FAILING])
