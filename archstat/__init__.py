@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "count": "archstat.api",
     "check": "archstat.crosscheck",
-    "parse_input_size": "archstat.api",
+    "parse_input_size": "archstat.grammar",
     "ModelStats": "archstat.counting.stats",
     "OpRecord": "archstat.counting.stats",
     "create_model": "archstat.models",

@@ -34,67 +34,20 @@ from archstat.counting.shadow import has_uninitialized, shadow_copy, unique_tens
 from archstat.counting.stats import ModelStats, format_shape
 from archstat.errors import ArchstatError, CountError, InputShapeError, RefusedError, UncountedOpWarning
 from archstat.formulas.training import OPTIMIZERS
+from archstat.grammar import parse_input_shape, parse_input_size, sample_size
 from archstat.models import input_spec, model_builder
 
 __all__ = ["count", "parse_input_size", "parse_input_shape", "resolve_inputs"]
 
 
-def parse_input_size(text: str, batch: int = 1) -> tuple[int, ...]:
-    """``"3x224x224"`` -> ``(batch, 3, 224, 224)``; ``"224x224"`` (or ``"224"``) assumes 3 channels.
-
-    One sample's size, without the batch: ``CxHxW`` (``CxTxHxW`` for video). An empty size or
-    part (``""``, ``"3x224x224x"``) is refused, not skipped."""
-    parts = text.lower().split("x")
-    if not text.strip():
-        raise ArchstatError("input size is empty: give one such as 3x224x224, or none for the size each model was "
-                            "published at")
-    if any(not part.strip() for part in parts):
-        raise ArchstatError(f"input size {text!r} has an empty part: give sizes joined by x, e.g. 3x224x224, or "
-                            "no size for the one each model was published at")
-    try:
-        dims = tuple(int(d) for d in parts)
-    except ValueError:
-        raise ArchstatError(f"input size {text!r} is not of the form CxHxW or HxW (e.g. 3x224x224)") from None
-    if not dims or any(d <= 0 for d in dims):
-        raise ArchstatError(f"input size {text!r} must be positive integers like 3x224x224")
-    if len(dims) == 1:
-        dims = (3, dims[0], dims[0])
-    elif len(dims) == 2:
-        dims = (3, *dims)
-    return (batch, *dims)
-
-
-def parse_input_shape(text: str) -> Any:
-    """Full input shapes, batch included: ``"1x3x224x224"`` (one input), ``"1x3x512x512,1x3x512x512"``
-    (two positional inputs), ``"[3x800x800,3x600x800]"`` (one input that is a list)."""
-    def one(part: str) -> tuple[int, ...]:
-        try:
-            dims = tuple(int(d) for d in part.strip().lower().split("x"))
-        except ValueError:
-            raise ArchstatError(f"input shape {part.strip()!r} is not of the form NxCxHxW (e.g. 1x3x224x224)") from None
-        if not dims or any(d <= 0 for d in dims):
-            raise ArchstatError(f"input shape {part.strip()!r} must be positive integers like 1x3x224x224")
-        return dims
-
-    text = text.strip()
-    listed = text.startswith("[") and text.endswith("]")
-    pieces = (text[1:-1] if listed else text).split(",")
-    if not text or any(not p.strip() for p in pieces):
-        raise ArchstatError(f"--input-shape {text!r} has an empty shape: give shapes joined by commas, e.g. "
-                            "1x3x224x224 or 1x3x512x512,1x3x512x512")
-    parts = [one(p) for p in pieces]
-    if listed:
-        return parts
-    return parts[0] if len(parts) == 1 else tuple(parts)
-
-
 def resolve_inputs(name: str, size: str | None, batch: int) -> Any:
     """The ``input_shape`` of model ``name`` for ``--input-size`` text (``None``: the published
-    size) and a batch: a detector gets a list of ``batch`` images, RAFT two frames."""
+    size; a side or ``HxW`` keeps the model's channels and frames: :func:`~archstat.grammar.sample_size`)
+    and a batch: a detector gets a list of ``batch`` images, RAFT two frames."""
     if batch < 1:
         raise ArchstatError(f"--batch must be at least 1, got {batch}")
     spec = input_spec(name)
-    sample = parse_input_size(size)[1:] if size is not None else spec.size
+    sample = sample_size(size, spec.size) if size is not None else spec.size
     check_shapes((batch, *sample))  # the batch as one tensor, also where it is a list of images: torch's limit
     return spec.shapes(batch, sample)
 

@@ -31,9 +31,9 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 from archstat.reports.writers import (FORMATS, SUFFIX_FORMATS, OutputPathError, check_output_dir, check_output_file,
                                       format_for, render, write_atomic)
 
-__all__ = ["group", "add_model_options", "add_batch_option", "add_input_options", "add_count_device_option",
-           "add_count_options", "add_training_options", "add_dtype_option", "add_device_option",
-           "add_per_layer_option", "add_run_options", "add_timing_options", "add_output_options",
+__all__ = ["group", "add_model_options", "add_batch_option", "add_sizes_options", "add_input_options",
+           "add_count_device_option", "add_count_options", "add_training_options", "add_dtype_option",
+           "add_device_option", "add_per_layer_option", "add_run_options", "add_timing_options", "add_output_options",
            "add_out_dir_option", "MODELS_HELP", "ONE_MODEL_HELP", "Part", "model_names", "one_model", "input_shape",
            "count_options", "prepare_outputs", "require_extra", "emit", "to_stdout", "StdoutClosed", "tables",
            "progress", "quiet_warnings", "warn_lines", "sweep", "report_failures"]
@@ -67,14 +67,29 @@ def add_batch_option(parser: argparse.ArgumentParser) -> None:
                                         help="batch size (default 1), also for a model's published input size")
 
 
+#: What a size is (:mod:`archstat.grammar`), in every command's help.
+SIZE_HELP = ("a side (224), HxW (480x640), CxHxW (1x224x224) or CxTxHxW; a side or HxW keeps each model's "
+             "channels and frames")
+
+
+def add_sizes_options(parser: argparse.ArgumentParser) -> None:
+    """``--sizes SIZE,...`` and ``--batch N,...``: the commands that run every combination of
+    several (latency, sweep), read with :func:`~archstat.grammar.parse_sizes` and
+    :func:`~archstat.grammar.parse_batches`."""
+    inputs = group(parser, "input")
+    inputs.add_argument("--sizes", metavar="SIZE,...",
+                        help=f"input sizes, comma-separated, each {SIZE_HELP}; 'default' is the size each model was "
+                             "published at (the default)")
+    inputs.add_argument("--batch", default="1", metavar="N,...", help="batch sizes, comma-separated (default 1)")
+
+
 def add_input_options(parser: argparse.ArgumentParser) -> None:
     """``--input-size`` / ``--batch`` (one sample's size, applied to every input of the model)
     and ``--input-shape`` (full shapes, for any model)."""
     inputs = group(parser, "input")
-    inputs.add_argument("--input-size", metavar="CxHxW",
-                        help="one sample's size, e.g. 3x224x224 or 224x224 (CxTxHxW for video); a detector gets a "
-                             "list of --batch images of it, RAFT two frames (default: the size each model was "
-                             "published at)")
+    inputs.add_argument("--input-size", metavar="SIZE",
+                        help=f"one sample's size: {SIZE_HELP}; a detector gets a list of --batch images of it, RAFT "
+                             "two frames (default: the size each model was published at)")
     add_batch_option(parser)
     inputs.add_argument("--input-shape", metavar="SHAPES",
                         help="full input shapes instead: 1x3x224x224; several positional inputs comma-separated "
@@ -256,7 +271,8 @@ def one_model(args: argparse.Namespace) -> str:
 def input_shape(args: argparse.Namespace, name: str) -> Any:
     """Model ``name``'s ``input_shape`` from ``--input-shape``, or ``--input-size`` and
     ``--batch`` (default: its published input, batched)."""
-    from archstat.api import parse_input_shape, resolve_inputs
+    from archstat.api import resolve_inputs
+    from archstat.grammar import parse_input_shape
     from archstat.errors import ArchstatError
 
     if args.input_shape is not None:  # an empty one is refused by parse_input_shape, not ignored

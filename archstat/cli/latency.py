@@ -6,8 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from archstat.cli.common import (add_batch_option, add_dtype_option, add_model_options, add_output_options,
-                                 add_per_layer_option, add_timing_options, emit, group, model_names, report_failures,
+from archstat.cli.common import (add_dtype_option, add_model_options, add_output_options, add_per_layer_option,
+                                 add_sizes_options, add_timing_options, emit, group, model_names, report_failures,
                                  run_counts, sweep, tables, warn_lines)
 
 _NUMERIC = ("batch", "median ms", "IQR ms", "min ms", "max ms", "GFLOPs", "mem access (MB)", "FLOP/B",
@@ -23,10 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "model), arithmetic intensity and the roofline estimate max(FLOPs/peak, bytes/bandwidth) "
                     "summed over ops. CSV columns start model,input,batch,device,median_ms,...")
     add_model_options(p)
-    group(p, "input").add_argument(
-        "--sizes", metavar="HxW,...",
-        help="comma-separated input sizes, e.g. 224x224,480x640,720x1280 (default: each model's own)")
-    add_batch_option(p)
+    add_sizes_options(p)
     add_timing_options(p)
     timing = group(p, "timing")
     timing.add_argument("--channels-last", action="store_true", help="run in channels_last memory format")
@@ -58,16 +55,13 @@ def _peaks(args: argparse.Namespace):
 
 
 def _cases(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """Every model at every size and batch (sizes and batches are read before any model is)."""
     from archstat.api import resolve_inputs
-    from archstat.errors import ArchstatError
+    from archstat.grammar import parse_batches, parse_sizes
 
-    names = model_names(args)
-    sizes: list[str | None] = [None]
-    if args.sizes is not None:
-        sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
-        if not sizes:
-            raise ArchstatError(f"--sizes takes input sizes (224x224,480x640), not {args.sizes!r}")
-    return [(name, resolve_inputs(name, size, args.batch)) for name in names for size in sizes]
+    sizes, batches = parse_sizes(args.sizes), parse_batches(args.batch)
+    return [(name, resolve_inputs(name, size, batch)) for name in model_names(args) for size in sizes
+            for batch in batches]
 
 
 def _human(row: dict) -> dict:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from archstat.cli.common import (MODELS_HELP, add_model_options, add_optimizer_option, add_timing_options, group,
-                                 restate_help, run_counts)
+from archstat.cli.common import (MODELS_HELP, add_model_options, add_optimizer_option, add_sizes_options,
+                                 add_timing_options, group, restate_help, run_counts)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,11 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "train (a training step: backward, optimizer step, saved activations, peak), latency (median "
                     "forward time on --device). Failed cells do not change the exit status: they are rows.")
     add_model_options(p, help=MODELS_HELP + " (optional with --export: export only)", required=False)
-    inputs = group(p, "input")
-    inputs.add_argument("--sizes", metavar="S,...",
-                        help="square image sides, comma-separated (224,320), or default: each model's published "
-                             "size (default)")
-    inputs.add_argument("--batch", default="1", metavar="N,...", help="batch sizes, comma-separated (default 1)")
+    add_sizes_options(p)
     cells = p.add_argument_group("cells")
     cells.add_argument("--metrics", default="count", metavar="M,...",
                        help=f"what each cell measures, comma-separated: {', '.join(METRICS)} (default count)")

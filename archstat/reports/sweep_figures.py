@@ -23,6 +23,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from archstat.accuracy import TIMM_SOURCE
 from archstat.errors import ArchstatError
+from archstat.grammar import square_side
 from archstat.models import TIMM_PREFIX
 from archstat.reports.figures import DOUBLE_COLUMN, OKABE_ITO, paper_style, place_labels, plt, save_figure
 from archstat.reports.writers import render, write_atomic
@@ -74,10 +75,11 @@ def sweep_points(db: str | Path) -> tuple[list[SweepPoint], list[str]]:
 
     with ResultStore(db, read_only=True) as store:
         rows = store.rows(status="ok")
-    counts: dict[tuple[str, int], dict] = {}
-    latencies: dict[tuple[str, int], dict[str, tuple[int, float]]] = {}
-    for row in rows:
-        side = row["size"] if row["size"] is not None else _published_side(row["model"], default_input_size)
+    counts: dict[tuple[str, int | str], dict] = {}
+    latencies: dict[tuple[str, int | str], dict[str, tuple[int, float]]] = {}
+    for row in rows:  # a square size is keyed by its side, the published one too; any other by its text
+        side = (square_side(row["size"]) or row["size"]) if row["size"] is not None \
+            else _published_side(row["model"], default_input_size)
         key = (row["model"], side)
         if row["metric"] in ("count", "train") and row["madds"] is not None:
             if key not in counts or _preference(row) < _preference(counts[key]):
@@ -87,10 +89,11 @@ def sweep_points(db: str | Path) -> tuple[list[SweepPoint], list[str]]:
             if row["machine"] not in seen or row["batch"] < seen[row["machine"]][0]:
                 seen[row["machine"]] = (row["batch"], row["median_ms"])
     points: list[SweepPoint] = []
-    missing = [f"{model} at {side} (timed, not counted)" for model, side in sorted(set(latencies) - set(counts))]
-    for (model, side), row in sorted(counts.items()):
-        accuracy = published_accuracy(model, side)
-        if accuracy is None:
+    missing = [f"{model} at {side} (timed, not counted)"
+               for model, side in sorted(set(latencies) - set(counts), key=_size_order)]
+    for (model, side), row in sorted(counts.items(), key=lambda item: _size_order(item[0])):
+        accuracy = published_accuracy(model, side) if isinstance(side, int) else None  # published: square crops
+        if accuracy is None or not isinstance(side, int):
             missing.append(f"{model} at {side}")
             continue
         batch = row["batch"]
@@ -98,6 +101,12 @@ def sweep_points(db: str | Path) -> tuple[list[SweepPoint], list[str]]:
                                  row["mem_access_bytes"] / batch,
                                  {m: ms for m, (_, ms) in latencies.get((model, side), {}).items()}))
     return points, missing
+
+
+def _size_order(key: tuple[str, int | str]) -> tuple[str, int, str]:
+    """Model, then square sides in order, then other sizes by their text."""
+    model, side = key
+    return (model, side, "") if isinstance(side, int) else (model, 1 << 62, side)
 
 
 def _preference(row: dict) -> tuple[bool, int]:

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Sequence
 
 from archstat.errors import ArchstatError
-from archstat.sweep.cells import METRICS, Cell, expand_cells, parse_batches, parse_metrics, parse_sizes, variants
+from archstat.grammar import parse_batches, parse_sizes
+from archstat.sweep.cells import METRICS, Cell, expand_cells, parse_metrics, variants
 from archstat.sweep.progress import Progress
 from archstat.sweep.store import ANY_MACHINE, COLUMN_DTYPES, COLUMNS, ResultStore
 from archstat.sweep.work import CellOptions, machine_id
@@ -59,7 +60,7 @@ class SweepSummary:
 def plan(models: str | Sequence[str], sizes: str | None = None, batches: str | int | None = 1,
          metrics: str | None = "count", options: CellOptions = CellOptions()) -> list[Cell]:
     """The cells of a sweep: ``models`` names and globs (zoo, torchvision, ``timm:``),
-    ``sizes`` square sides or ``default``, ``batches`` and ``metrics`` comma-separated;
+    ``sizes`` input sizes or ``default`` (:mod:`archstat.grammar`), ``batches`` and ``metrics`` comma-separated;
     ``options`` give the cells their variants (the optimizer of ``train`` cells ...)."""
     from archstat.models import model_builder, resolve_names
 

@@ -31,14 +31,16 @@ ANY_MACHINE = "*"
 
 #: 2: a ``train`` cell's key ends in its optimizer (``resnet50|224|b1|train|adam``); a version-1
 #: database is brought to it when a sweep opens it (its ``train`` rows get the optimizer they name).
-SCHEMA_VERSION = 2
+#: 3: ``size`` is a size's text (``224``, ``480x640``: :func:`archstat.grammar.size_text`), not only a
+#: square side; older rows read as the same text (``224``), so an older database only changes version.
+SCHEMA_VERSION = 3
 
-#: Versions a report or an export reads (the cell keys are all that changed).
-_READABLE = frozenset({"1", "2"})
+#: Versions a report or an export reads (the cell keys and the size's type are all that changed).
+_READABLE = frozenset({"1", "2", "3"})
 
 #: Result columns, in export order (after ``cell`` and ``machine``), with their SQL types.
 _SCHEMA: tuple[tuple[str, str], ...] = (
-    ("model", "TEXT"), ("size", "INTEGER"), ("batch", "INTEGER"), ("metric", "TEXT"), ("input", "TEXT"),
+    ("model", "TEXT"), ("size", "TEXT"), ("batch", "INTEGER"), ("metric", "TEXT"), ("input", "TEXT"),
     ("status", "TEXT NOT NULL"), ("reason", "TEXT"), ("target", "TEXT"),
     ("params", "INTEGER"), ("madds", "INTEGER"), ("flops", "INTEGER"), ("mem_access", "INTEGER"),
     ("mem_access_bytes", "INTEGER"), ("records", "INTEGER"), ("uncounted", "INTEGER"),
@@ -175,6 +177,8 @@ class ResultStore:
             row = dict(zip(COLUMNS, values))
             row["extra"] = json.loads(row["extra"]) if row["extra"] else {}
             row["under_load"] = None if row["under_load"] is None else bool(row["under_load"])
+            if row["size"] is not None:  # an INTEGER column before schema 3
+                row["size"] = str(row["size"])
             out.append(row)
         return out
 

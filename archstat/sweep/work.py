@@ -123,7 +123,7 @@ def run_cell(cell: Cell, options: CellOptions, target: str | None = None) -> dic
 def _inputs(cell: Cell) -> Any:
     from archstat.api import resolve_inputs
 
-    return resolve_inputs(cell.model, cell.size_text, cell.batch)
+    return resolve_inputs(cell.model, cell.size, cell.batch)
 
 
 def _input_text(shape: Any) -> str:

@@ -73,21 +73,25 @@ def test_no_command_takes_a_model_positionally() -> None:
 
 # options whose help rightly differs: one model or several; what a file or a folder receives
 _HELP_DIFFERS = {"--models", "--out", "--out-dir", "--threads"}  # --threads: a sweep's default is the worker's cores
-# a sweep's --batch and --sizes are lists (its cells are their product); elsewhere one value each
-_LISTS_IN_SWEEP = {"--batch", "--sizes"}
+# the commands that run every combination of several sizes and batches take lists; the others one value
+_LISTS = {"--batch", "--sizes"}
+_LIST_COMMANDS = {"latency", "sweep"}
 
 
 def test_an_option_means_the_same_in_every_command() -> None:
-    seen: dict[str, tuple[str, tuple]] = {}
+    seen: dict[tuple[str, bool], tuple[str, tuple]] = {}
     for name, parser in subcommands().items():
         for option, action in options(parser).items():
-            if option in ("-h", "--help") or (name == "sweep" and option in _LISTS_IN_SWEEP):
+            if option in ("-h", "--help"):
                 continue
             meaning = (type(action).__name__, action.choices and tuple(action.choices), action.metavar, action.type,
                        None if option in _HELP_DIFFERS else (action.help, action.default))
-            first = seen.setdefault(option, (name, meaning))
+            listed = option in _LISTS and name in _LIST_COMMANDS
+            first = seen.setdefault((option, listed), (name, meaning))
             assert meaning == first[1], f"{option} in {name} differs from {option} in {first[0]}"
     assert tuple(options(subcommands()["table"])["--count-device"].choices) == ("meta", "cpu")
+    assert commands_with("--sizes") == _LIST_COMMANDS  # one spelling of several sizes, one of one size
+    assert not any({"--sizes", "--input-size"} <= set(options(p)) for p in subcommands().values())
 
 
 def test_version_has_one_source(capsys) -> None:

@@ -113,7 +113,7 @@ def test_an_empty_size_or_part_is_refused(capsys, argv, needle: str) -> None:
 def test_latency_refuses_empty_sizes_before_timing(capsys, sizes: str) -> None:
     # '' used to mean each model's own size, as an absent --sizes does
     code, out, err = run_cli(capsys, "latency", "--models", "squeezenet1_0", "--sizes", sizes, "--no-roofline")
-    assert code == 2 and out == "" and err.count("\n") == 1 and "--sizes takes input sizes" in err
+    assert code == 2 and out == "" and err.count("\n") == 1 and "--sizes takes comma-separated sizes" in err
 
 
 def test_input_size_excludes_input_shape_even_when_empty(capsys) -> None:

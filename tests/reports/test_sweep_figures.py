@@ -109,7 +109,7 @@ def test_bad_report_from_is_one_line_exit_2(tmp_path: Path, capsys, monkeypatch,
     assert message in err and len(err.splitlines()) == 1
 
 
-def _count_row(model: str, size: int, batch: int, gmadds: float, metric: str = "count") -> dict:
+def _count_row(model: str, size: str, batch: int, gmadds: float, metric: str = "count") -> dict:
     cell = Cell(model, size, batch, metric)
     return {"cell": cell.key, "machine": ANY_MACHINE, "target": ANY_MACHINE, "model": model, "size": size,
             "batch": batch, "metric": metric, "status": "ok", "params": 10 ** 7, "madds": int(gmadds * 1e9),
@@ -123,17 +123,18 @@ def test_a_model_at_several_sizes_is_one_point_per_size(tmp_path: Path) -> None:
     # accurate, so on the front: the front is per (model, size), not per model.
     db = tmp_path / "s.sqlite"
     with ResultStore(db) as store:
-        store.put(_count_row("mobilenet_v2", 224, 4, 4 * 0.3))  # an inference count, per image 0.3 G ...
-        store.put(_count_row("mobilenet_v2", 224, 1, 0.9, metric="train"))  # ... not a training-mode forward's
-        store.put(_count_row("timm:resnet18", 224, 1, 1.8))
-        store.put(_count_row("timm:resnet18", 288, 1, 3.0))
-        cell = Cell("alexnet", 224, 1, "latency")  # timed, never counted: nothing to plot it at
-        store.put({"cell": cell.key, "machine": "box/cpu", "target": "box/cpu", "model": "alexnet", "size": 224,
+        store.put(_count_row("mobilenet_v2", "224", 4, 4 * 0.3))  # an inference count, per image 0.3 G ...
+        store.put(_count_row("mobilenet_v2", "224", 1, 0.9, metric="train"))  # ... not a training-mode forward's
+        store.put(_count_row("timm:resnet18", "224", 1, 1.8))
+        store.put(_count_row("timm:resnet18", "288", 1, 3.0))
+        store.put(_count_row("timm:resnet18", "224x288", 1, 2.4))  # published accuracies are of square crops
+        cell = Cell("alexnet", "224", 1, "latency")  # timed, never counted: nothing to plot it at
+        store.put({"cell": cell.key, "machine": "box/cpu", "target": "box/cpu", "model": "alexnet", "size": "224",
                    "batch": 1, "metric": "latency", "status": "ok", "median_ms": 5.0})
     points, missing = sweep_points(db)
     assert {(p.model, p.size): p.madds for p in points} == {
         ("mobilenet_v2", 224): pytest.approx(0.3e9), ("timm:resnet18", 224): 1.8e9, ("timm:resnet18", 288): 3.0e9}
-    assert missing == ["alexnet at 224 (timed, not counted)"]
+    assert missing == ["alexnet at 224 (timed, not counted)", "timm:resnet18 at 224x288"]
     out = tmp_path / "fig"
     assert main(["report", "--from", str(db), "--out-dir", str(out)]) == 0
     with open(out / "sweep_points.csv", newline="") as fh:
@@ -151,7 +152,7 @@ def test_a_model_at_several_sizes_is_one_point_per_size(tmp_path: Path) -> None:
 def test_a_sweep_without_published_accuracies_says_what_it_counted(tmp_path: Path, capsys) -> None:
     db = tmp_path / "s.sqlite"
     with ResultStore(db) as store:  # no source publishes resnet18's accuracy at 64x64
-        store.put(_count_row("resnet18", 64, 1, 0.15))
+        store.put(_count_row("resnet18", "64", 1, 0.15))
     assert main(["report", "--from", str(db), "--out-dir", str(tmp_path / "fig")]) == 2
     err = capsys.readouterr().err.strip()
     assert "resnet18 at 64" in err and "--sizes default" in err and len(err.splitlines()) == 1

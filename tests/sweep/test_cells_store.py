@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from archstat.errors import ArchstatError
 from archstat.sweep import CellOptions, plan
-from archstat.sweep.cells import Cell, expand_cells, parse_batches, parse_metrics, parse_sizes
+from archstat.sweep.cells import Cell, expand_cells, parse_metrics
 from archstat.sweep.local import core_sets, may_start
 from archstat.sweep.progress import Progress, duration
 from archstat.sweep.store import ANY_MACHINE, COLUMNS, ResultStore
@@ -20,7 +20,7 @@ from archstat.sweep.work import failed_row
 
 
 def test_a_cell_key_names_everything_and_reads_back() -> None:
-    cell = Cell("timm:convnext_tiny", 224, 8, "latency")
+    cell = Cell("timm:convnext_tiny", "224", 8, "latency")
     assert cell.key == "timm:convnext_tiny|224|b8|latency" and Cell.from_key(cell.key) == cell
     assert Cell.from_key("resnet50|default|b1|count") == Cell("resnet50", None, 1, "count")
     assert cell.timing and not Cell("resnet50", None, 1, "train").timing
@@ -43,17 +43,9 @@ def test_the_sweep_is_the_product_grouped_by_model() -> None:
     assert [c.metric for c in cells[:2]] == ["count", "latency"]  # metrics in METRICS order, not as typed
 
 
-@pytest.mark.parametrize("text, wanted", [("224,320", [224, 320]), ("224x224", [224]), ("default", [None]),
-                                          (None, [None]), ("224,default,224", [224, None])])
-def test_sizes(text: str | None, wanted: list) -> None:
-    assert parse_sizes(text) == wanted
-
-
-@pytest.mark.parametrize("bad", [lambda: parse_sizes("224x160"), lambda: parse_sizes("big"),
-                                 lambda: parse_batches("0"), lambda: parse_batches("1,x"),
-                                 lambda: parse_metrics("count,flops"), lambda: parse_metrics(","),
-                                 lambda: parse_sizes("224x"), lambda: parse_sizes(","), lambda: parse_sizes(""),
-                                 lambda: parse_metrics(""), lambda: parse_batches("")])
+@pytest.mark.parametrize("bad", [lambda: parse_metrics("count,flops"), lambda: parse_metrics(","),
+                                 lambda: parse_metrics(""), lambda: plan("resnet18", sizes="224x"),
+                                 lambda: plan("resnet18", batches="0")])
 def test_bad_cell_options_are_refused_in_one_line(bad) -> None:
     with pytest.raises(ArchstatError) as info:
         bad()
@@ -168,9 +160,33 @@ def test_a_version_1_database_gets_train_keys_with_their_optimizer(tmp_path: Pat
             store.db.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
     with ResultStore(path, read_only=True) as store:  # a report reads it as it is
         assert len(store) == 3
-    with ResultStore(path) as store:  # a sweep brings it to version 2; the failed row (no optimizer) is rerun
+    with ResultStore(path) as store:  # a sweep brings it to version 3; the failed row (no optimizer) is rerun
         assert [r["cell"] for r in store.rows()] == ["resnet18|default|b1|count", "resnet18|default|b1|train|adam"]
-        assert store.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+        assert store.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("3",)
+
+
+def test_a_version_2_database_resumes_and_takes_sizes_of_any_shape(tmp_path: Path) -> None:
+    path = tmp_path / "v2.sqlite"
+    with ResultStore(path) as store:
+        store.put(_row(Cell("resnet18", "224", 1, "count"), madds=1))
+        with store.db:
+            store.db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
+    db = sqlite3.connect(path)  # version 2 declared size INTEGER (square sides only) and stored 224 as one
+    with db:
+        create = db.execute("SELECT sql FROM sqlite_master WHERE name = 'results'").fetchone()[0]
+        db.execute("ALTER TABLE results RENAME TO old")
+        db.execute(create.replace("size TEXT", "size INTEGER"))
+        db.execute("INSERT INTO results SELECT * FROM old")
+        db.execute("DROP TABLE old")
+    assert db.execute("SELECT typeof(size) FROM results").fetchall() == [("integer",)]
+    db.close()
+    with ResultStore(path) as store:
+        cells = [Cell("resnet18", "224", 1, "count"), Cell("resnet18", "480x640", 1, "count")]
+        assert store.finished(cells, ANY_MACHINE) == {"resnet18|224|b1|count"}  # resumes: its cell is done
+        store.put(_row(cells[1], madds=2))
+        assert [(r["cell"], r["size"]) for r in store.rows()] == [("resnet18|224|b1|count", "224"),
+                                                                 ("resnet18|480x640|b1|count", "480x640")]
+        assert store.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("3",)
 
 
 def test_a_failed_row_says_what_ran_it_and_on_what_input() -> None:
@@ -178,7 +194,7 @@ def test_a_failed_row_says_what_ran_it_and_on_what_input() -> None:
 
     import archstat
 
-    row = failed_row(Cell("alexnet", 32, 2, "train", "adam"), "InputTooSmallError:\n  too small")
+    row = failed_row(Cell("alexnet", "32", 2, "train", "adam"), "InputTooSmallError:\n  too small")
     assert (row["archstat_version"], row["torch_version"]) == (archstat.__version__, torch.__version__)
     assert row["input"] == "2x3x32x32" and row["optimizer"] == "adam"
     assert row["reason"] == "InputTooSmallError: too small"
