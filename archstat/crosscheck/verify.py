@@ -113,7 +113,9 @@ def _recurrent(m: nn.RNNBase, r: OpRecord, options: Mapping[str, Any]) -> Formul
 
 
 def _upsample(m: nn.Upsample, r: OpRecord, options: Mapping[str, Any]) -> FormulaCall:
-    return FormulaCall("interpolate", (r.input_shapes[0],), dict(size=m.size, scale_factor=m.scale_factor, mode=m.mode))
+    return FormulaCall("interpolate", (r.input_shapes[0],), dict(
+        size=m.size, scale_factor=m.scale_factor, mode=m.mode, align_corners=m.align_corners,
+        recompute_scale_factor=m.recompute_scale_factor))
 
 
 #: Formulas whose module rows verification rebuilds, and how (keyed by the formula the

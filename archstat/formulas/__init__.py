@@ -22,6 +22,7 @@ from archstat.formulas.linear import (
     linear,
     matmul,
     multi_head_attention,
+    pdist,
     scaled_dot_product_attention,
 )
 from archstat.formulas.norm import batch_norm, group_norm, layer_norm, local_response_norm
@@ -41,7 +42,8 @@ __all__ = [
     "ShapeError", "formula", "numel", "with_batch", "without_batch",
     "adaptive_windows", "conv_output_size", "conv_transpose_output_size", "pool_output_size",
     "conv", "conv_category", "conv_transpose", "deform_conv",
-    "broadcast_shapes", "einsum", "linear", "matmul", "multi_head_attention", "scaled_dot_product_attention",
+    "broadcast_shapes", "einsum", "linear", "matmul", "multi_head_attention", "pdist",
+    "scaled_dot_product_attention",
     "batch_norm", "group_norm", "layer_norm", "local_response_norm",
     "adaptive_pool", "pool", "reduction",
     "ACTIVATIONS", "ELEMENTWISE_OPS", "elementwise", "loss",

@@ -11,7 +11,8 @@ from math import prod
 
 from archstat.formulas.core import Category, Cost, OpCost, Shape, ShapeError, formula, numel
 
-__all__ = ["linear", "matmul", "einsum", "scaled_dot_product_attention", "multi_head_attention", "broadcast_shapes"]
+__all__ = ["linear", "matmul", "pdist", "einsum", "scaled_dot_product_attention", "multi_head_attention",
+           "broadcast_shapes"]
 
 
 def broadcast_shapes(*shapes: Shape) -> Shape:
@@ -72,6 +73,24 @@ def matmul(a_shape: Shape, b_shape: Shape) -> OpCost:
         out,
         Category("matmul", "matmul"),
     )
+
+
+@formula("pdist")
+def pdist(input_shape: Shape) -> OpCost:
+    """``torch.pdist`` / ``F.pdist`` of ``N`` rows of ``M`` features: the distance of each of the
+    ``P = N (N - 1) / 2`` pairs of rows.
+
+    madds: one per feature and pair, ``P M`` (a difference, then its accumulated power), flops
+    ``2 P M``, as a matrix-vector product of that size counts them. mem_access: the ``N M``
+    inputs once and the ``P`` distances (torch's 1-D output); the rows are not copied per pair.
+    Refused as torch refuses it: an input that is not 2-D.
+    """
+    if len(input_shape) != 2:
+        raise ShapeError(f"pdist only supports 2D tensors, got: {len(input_shape)}D")
+    n, m = input_shape
+    pairs = n * (n - 1) // 2
+    return OpCost(Cost(madds=pairs * m, flops=2 * pairs * m, mem_access=n * m + pairs), (pairs,),
+                  Category("matmul", "pdist"))
 
 
 def _parse_einsum(equation: str, shapes: tuple[Shape, ...]) -> tuple[list[str], str, dict[str, int]]:

@@ -10,12 +10,14 @@ treats them as free, never as unknown.
 
 from __future__ import annotations
 
-from math import floor
+from math import ceil, floor
 from typing import Sequence
 
 from archstat.formulas.core import Category, Cost, OpCost, Shape, ShapeError, expand, formula, numel
+from archstat.formulas.pool import adaptive_pool
 
-__all__ = ["concat", "split", "copy", "channel_shuffle", "pad", "interpolate", "fill", "INTERPOLATION_TAPS"]
+__all__ = ["concat", "split", "copy", "channel_shuffle", "pad", "interpolate", "antialias_taps", "fill",
+           "INTERPOLATION_TAPS", "ANTIALIAS_SUPPORT"]
 
 
 @formula("concat", counts="memory")
@@ -85,9 +87,14 @@ def pad(input_shape: Shape, padding: Sequence[int]) -> OpCost:
     return OpCost(Cost(mem_access=numel(input_shape) + numel(out)), tuple(out), _moves("pad"))
 
 
-#: Input elements combined per output element by each interpolation mode.
+#: Input elements combined per output element by each interpolation mode (without
+#: anti-aliasing; ``area`` is adaptive average pooling, counted as :func:`adaptive_pool`).
 INTERPOLATION_TAPS = {"nearest": 1, "nearest-exact": 1, "area": 1, "linear": 2, "bilinear": 4,
                       "trilinear": 8, "bicubic": 16}
+
+#: The anti-aliased filters' half-widths at scale 1, in input pixels: ``interp_size / 2`` in torch's
+#: ``UpSampleKernel.cpp`` (triangle 2 taps, Keys cubic 4, Lanczos-3 6), as in Pillow's ``Resample.c``.
+ANTIALIAS_SUPPORT = {"bilinear": 1.0, "bicubic": 2.0, "lanczos": 3.0}
 
 
 #: The input ranks each ``F.interpolate`` mode takes, as torch's ``F.interpolate`` dispatches
@@ -98,17 +105,57 @@ _INTERPOLATION_RANKS = {"nearest": (3, 4, 5), "nearest-exact": (3, 4, 5), "area"
                         "bilinear": (4,), "bicubic": (4,), "lanczos": (4,), "trilinear": (5,)}
 
 
+def antialias_taps(input_size: int, output_size: int, scale: float, support: float) -> int:
+    """Input pixels read over one dimension's outputs by an anti-aliased resampling pass: the
+    sum over outputs ``i`` of the window torch's ``_compute_indices_min_size_weights_aa`` (and
+    Pillow's ``precompute_coeffs``) gives it. ``scale`` is input pixels per output pixel,
+    ``support`` the filter's half-width at scale 1 (:data:`ANTIALIAS_SUPPORT`). Downsampling
+    widens the filter by ``scale``::
+
+        width  = support * max(scale, 1)
+        center = scale * (i + 0.5)
+        xmin   = max(trunc(center - width + 0.5), 0)
+        xsize  = min(trunc(center + width + 0.5), input_size) - xmin,  clipped to [0, 2 ceil(width) + 1]
+    """
+    width = support * scale if scale >= 1.0 else support
+    widest = int(ceil(width)) * 2 + 1
+    total = 0
+    for i in range(output_size):
+        center = scale * (i + 0.5)
+        xmin = max(int(center - width + 0.5), 0)
+        total += min(max(min(int(center + width + 0.5), input_size) - xmin, 0), widest)
+    return total
+
+
+def _area_scale(n_in: int, n_out: int, align_corners: bool, scale_factor: float | None) -> float:
+    """Input pixels per output pixel, as torch's ``area_pixel_compute_scale``: ``(in - 1) / (out - 1)``
+    with aligned corners, else ``1 / scale_factor`` where the kernel is given one, else ``in / out``."""
+    if align_corners:
+        return (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+    return 1.0 / scale_factor if scale_factor is not None and scale_factor > 0 else n_in / n_out
+
+
 @formula("interpolate")
 def interpolate(input_shape: Shape, size: int | Sequence[int] | None = None,
-                scale_factor: float | Sequence[float] | None = None, mode: str = "nearest") -> OpCost:
+                scale_factor: float | Sequence[float] | None = None, mode: str = "nearest",
+                align_corners: bool | None = None, recompute_scale_factor: bool | None = None,
+                antialias: bool = False) -> OpCost:
     """``F.interpolate`` / ``nn.Upsample`` over ``(N, C, *spatial)``.
 
     Output size: ``size``, else ``floor(in * scale_factor)``. flops: output elements x
-    taps of the mode (:data:`INTERPOLATION_TAPS`: nearest 1, bilinear 4, bicubic 16 ...).
+    taps of the mode (:data:`INTERPOLATION_TAPS`: nearest 1, bilinear 4, bicubic 16 ...);
+    ``area`` is the adaptive average pool torch runs for it (:func:`adaptive_pool`'s flops).
+    With ``antialias`` (bilinear, bicubic, lanczos; Pillow's resampling) the filter widens
+    with the downscale factor and is applied separably, as torch's CPU kernel does: the
+    width pass reads :func:`antialias_taps` per row of ``N C H``, then the height pass per
+    column of ``N C W_out``; a dimension whose size does not change has no pass. (torch's
+    CUDA kernel applies both windows per output: the product of the two, more work.)
     mem_access: input + output. Refused as ``F.interpolate`` refuses them: an input rank
-    the mode does not take (``linear`` 3-D, ``bilinear`` / ``bicubic`` 4-D, ``trilinear``
-    5-D, nearest and area 3-D to 5-D), both or neither of ``size`` and ``scale_factor``, and
-    a sequence of either whose length is not the input's number of spatial dimensions.
+    the mode does not take (``linear`` 3-D, ``bilinear`` / ``bicubic`` / ``lanczos`` 4-D,
+    ``trilinear`` 5-D, nearest and area 3-D to 5-D), both or neither of ``size`` and
+    ``scale_factor``, a sequence of either whose length is not the input's number of
+    spatial dimensions, ``align_corners`` with nearest or area, anti-aliasing in another
+    mode, and lanczos without it or with aligned corners.
     """
     ranks = _INTERPOLATION_RANKS.get(mode, ())
     if len(input_shape) not in ranks:
@@ -116,13 +163,25 @@ def interpolate(input_shape: Shape, size: int | Sequence[int] | None = None,
             raise ShapeError(f"Got {len(input_shape)}D input, but {mode} mode needs {ranks[0]}D input")
         raise ShapeError(f"Only 3D, 4D and 5D input Tensors supported (got {len(input_shape)}D) for the modes: "
                          f"{' | '.join(_INTERPOLATION_RANKS)} (got {mode})")
+    if align_corners is not None and mode in ("nearest", "area", "nearest-exact"):
+        raise ShapeError("align_corners option can only be set with the interpolating modes: linear | bilinear | "
+                         "bicubic | trilinear")
+    if antialias and mode not in ANTIALIAS_SUPPORT:
+        raise ShapeError("Anti-alias option is restricted to bilinear, bicubic, and lanczos modes and requires a 4-D "
+                         "tensor as input")
+    if mode == "lanczos" and (align_corners or not antialias):
+        raise ShapeError("Lanczos mode does not support align_corners=True" if align_corners
+                         else "Lanczos mode requires antialias=True")
     nd = len(input_shape) - 2
+    factors: tuple[float, ...] | None = None
     if size is not None and scale_factor is not None:
         raise ShapeError("only one of size or scale_factor should be defined")
     if size is not None:
         if not isinstance(size, int) and len(size) != nd:
             raise ShapeError(f"Input and output must have the same number of spatial dimensions, but got input "
                              f"{tuple(input_shape)} and output size {list(size)}")
+        if recompute_scale_factor:
+            raise ShapeError("recompute_scale_factor is not meaningful with an explicit size.")
         out_spatial = expand(size, nd, "size")
     elif scale_factor is not None:
         factors = (scale_factor,) * nd if isinstance(scale_factor, (int, float)) else tuple(scale_factor)
@@ -130,12 +189,25 @@ def interpolate(input_shape: Shape, size: int | Sequence[int] | None = None,
             raise ShapeError(f"Input and scale_factor must have the same number of spatial dimensions, but got input "
                              f"{tuple(input_shape)} and scale_factor {factors}")
         out_spatial = tuple(floor(i * f) for i, f in zip(input_shape[2:], factors))
+        if recompute_scale_factor:  # the kernel is given the output size only
+            factors = None
     else:
         raise ShapeError("interpolate needs size or scale_factor")
     out = (*input_shape[:2], *out_spatial)
     if any(s <= 0 for s in out):
         raise ShapeError(f"interpolate to {out} is empty")
-    taps = INTERPOLATION_TAPS.get(mode, 1)
+    if mode == "area":
+        return OpCost(adaptive_pool(input_shape, out_spatial).cost, out, Category("resample", "interpolate_area"))
+    if antialias:
+        (n, c, h, w), (h_out, w_out) = input_shape, out_spatial
+        flops = 0
+        for length, n_in, n_out, axis in ((n * c * h, w, w_out, 1), (n * c * w_out, h, h_out, 0)):
+            if n_in != n_out:
+                scale = _area_scale(n_in, n_out, bool(align_corners), None if factors is None else factors[axis])
+                flops += length * antialias_taps(n_in, n_out, scale, ANTIALIAS_SUPPORT[mode])
+        return OpCost(Cost(flops=flops, mem_access=numel(input_shape) + numel(out)), out,
+                      Category("resample", f"interpolate_{mode}_antialias"))
+    taps = INTERPOLATION_TAPS[mode]
     return OpCost(Cost(flops=numel(out) * taps, mem_access=numel(input_shape) + numel(out)), out,
                   Category("resample", f"interpolate_{mode}"))
 

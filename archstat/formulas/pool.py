@@ -70,7 +70,9 @@ def adaptive_pool(input_shape: Shape, output_size: IntOrSeq | Sequence[int | Non
 
     flops: the exact number of elements combined, ``prod_d sum_i window_d(i)`` per
     channel (windows from :func:`~archstat.formulas.shapes.adaptive_windows`); a global
-    average pool over ``H x W`` costs ``N C H W``. mem_access: input + output.
+    average pool over ``H x W`` costs ``N C H W``. mem_access: input + output; an empty
+    output (``output_size`` 0, which torch allows) reads nothing, as torch's kernels loop over
+    the outputs.
     """
     if isinstance(output_size, int):
         nd = spatial_dims or len(input_shape) - 2
@@ -84,7 +86,7 @@ def adaptive_pool(input_shape: Shape, output_size: IntOrSeq | Sequence[int | Non
     combined = prod(sum(adaptive_windows(i, o)) for i, o in zip(spatial, out_spatial))
     out = (*lead, *out_spatial)
     return OpCost(
-        Cost(flops=numel(lead) * combined, mem_access=numel(input_shape) + numel(out)),
+        Cost(flops=numel(lead) * combined, mem_access=numel(input_shape) + numel(out) if numel(out) else 0),
         out,
         Category("pool", f"adaptive_{mode}_pool", spatial_dims=nd),
     )

@@ -204,6 +204,15 @@ def _matmul(a_shape: Shape, b_shape: Shape, *, needs: Needs) -> Backward:
     return _grads(saved, madds if needs[0] else 0, madds if needs[1] else 0)
 
 
+@backward_rule("pdist")
+def _pdist(input_shape: Shape, *, needs: Needs) -> Backward:
+    """``pdist``: each row's gradient sums, over the ``N - 1`` other rows, the pair's output
+    gradient times the pair's difference scaled by its distance: ``N (N - 1) M = 2 P M``
+    multiply-adds (torch's ``_pdist_backward`` runs every pair from both of its rows). Saves
+    the input and the distances it divides by."""
+    return _grads((SavedTensor(0), SavedTensor(output=True)), 2 * _forward("pdist", input_shape).cost.madds, 0)
+
+
 @backward_rule("einsum")
 def _einsum(equation: str, *shapes: Shape, needs: Needs) -> Backward:
     """``einsum``: each operand's gradient is an einsum of the output gradient with the other
@@ -448,11 +457,13 @@ def _reduction(input_shape: Shape, dims=None, keepdim: bool = False, op: str = "
 
 
 @backward_rule("interpolate")
-def _interpolate(input_shape: Shape, size=None, scale_factor=None, mode: str = "nearest", *,
-                 needs: Needs) -> Backward:
+def _interpolate(input_shape: Shape, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
+                 recompute_scale_factor=None, antialias: bool = False, *, needs: Needs) -> Backward:
     """Interpolation: each output gradient is scattered to its taps (the forward's flops); only
     the sizes are needed, nothing is saved."""
-    return Backward(0, 0, _forward("interpolate", input_shape, size, scale_factor, mode).cost.flops, ())
+    forward = _forward("interpolate", input_shape, size, scale_factor, mode, align_corners, recompute_scale_factor,
+                       antialias)
+    return Backward(0, 0, forward.cost.flops, ())
 
 
 @backward_rule("grid_sample")

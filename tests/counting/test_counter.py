@@ -341,6 +341,7 @@ def test_adaptive_pool_to_size_zero_gives_the_empty_output_torch_gives(layer: nn
     assert tuple(out.shape) == (1, 3, 0, 0)  # torch accepts it
     [row] = archstat.count(layer, (1, 3, 8, 8)).records
     assert row.output_shape == (1, 3, 0, 0) and row.cost.flops == 0 and not row.note
+    assert row.cost.mem_access == 0  # torch's kernel loops over the outputs: with none it reads nothing
 
 
 class _Pdist(nn.Module):
@@ -361,6 +362,9 @@ def test_pdist_output_is_torchs_vector_of_pair_distances() -> None:
         stats = archstat.count(_Pdist(), (4, 16), check_shapes=True)
     [row] = stats.records
     assert row.output_shape == (6,) and row.cost.madds == 96 and not row.note
+    assert row.cost.mem_access == 4 * 16 + 6  # the 4 rows once and the 6 distances: not 16 features per pair
+    with pytest.raises(CountError, match="pdist only supports 2D tensors, got: 3D"):  # torch refuses it
+        archstat.count(_Pdist(), (2, 4, 16))
 
 
 def test_softmax_over_a_dim_out_of_range_is_never_counted() -> None:

@@ -290,6 +290,19 @@ def test_deform_conv2d() -> None:
     assert (row.cost.madds, row.cost.flops) == (42_336, 2 * 42_336 + 28_224)
 
 
+@pytest.mark.parametrize("call", [
+    lambda x: F.interpolate(x, (4, 4), None, "bilinear", False, None, True),  # positional, as torch's signature
+    lambda x: F.interpolate(x, size=(4, 4), mode="bilinear", antialias=True),
+])
+def test_antialiased_interpolation_is_counted_with_its_wider_filter(call) -> None:
+    # 1x2x8x8 -> 4x4, bilinear with antialias: per channel 8 rows x 14 taps + 4 columns x 14 taps = 168 (by hand in
+    # tests/formulas/test_formulas.py); without antialias it would be 16 outputs x 4 taps = 64
+    [row] = count(Fn(call), (1, 2, 8, 8)).records
+    assert (row.cost.flops, row.output_shape) == (2 * 168, (1, 2, 4, 4))
+    plain = count(Fn(lambda x: F.interpolate(x, size=(4, 4), mode="bilinear")), (1, 2, 8, 8)).records[0]
+    assert plain.cost.flops == 2 * 64
+
+
 def test_grid_sample() -> None:
     # bilinear sampling of 1x4x16x16 at a 5x7 grid: 4*5*7 = 140 outputs at 4 taps = 560 flops;
     # memory: input 1,024 + grid 70 + output 140

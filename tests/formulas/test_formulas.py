@@ -7,6 +7,7 @@ import pytest
 from archstat.formulas import (FORMULAS, ShapeError, adaptive_pool, batch_norm, channel_shuffle, concat, conv,
                                conv_category, einsum, elementwise, formula, group_norm, interpolate, layer_norm, linear,
                                matmul, multi_head_attention, pad, pool, reduction, scaled_dot_product_attention, split)
+from archstat.formulas.memory import antialias_taps
 
 
 def test_registry_refuses_a_second_formula_under_one_name() -> None:
@@ -172,6 +173,48 @@ def test_interpolate() -> None:
     assert interpolate((1, 8, 10, 10), size=(5, 7)).output_shape == (1, 8, 5, 7)
 
 
+def test_antialiased_interpolation_widens_its_filter_by_the_downscale() -> None:
+    # bilinear, 8 -> 4 per dimension: scale 2, half-width 1 * 2 = 2; centers 2 (i + 0.5) = 1, 3, 5, 7;
+    # windows [trunc(c - 1.5) clipped at 0, min(trunc(c + 2.5), 8)) = [0, 3), [1, 5), [3, 7), [5, 8): 3+4+4+3 = 14.
+    # Width pass: 8 rows x 14, height pass: 4 columns x 14; 168 per channel (not 16 outputs x 4 taps = 64)
+    assert antialias_taps(8, 4, 2.0, 1.0) == 14
+    op = interpolate((1, 2, 8, 8), size=(4, 4), mode="bilinear", antialias=True)
+    assert op.output_shape == (1, 2, 4, 4) and op.cost.flops == 2 * (8 * 14 + 4 * 14)
+    # lanczos (half-width 3), 8x8 -> 5x3. Width 8 -> 3: scale 8/3, half-width 8: every window is all 8
+    # inputs, 3 x 8 = 24 per row, 8 rows. Height 8 -> 5: scale 1.6, half-width 4.8, centers 0.8 2.4 4.0 5.6 7.2,
+    # windows [0, 6) [0, 7) [0, 8) [1, 8) [2, 8): 6+7+8+7+6 = 34 per column, 3 columns. 8 * 24 + 3 * 34 = 294
+    assert interpolate((1, 1, 8, 8), size=(5, 3), mode="lanczos", antialias=True).cost.flops == 294
+    # a dimension that keeps its size has no pass; the same size in both is a copy
+    assert interpolate((1, 1, 8, 8), size=(8, 4), mode="bilinear", antialias=True).cost.flops == 8 * 14
+    assert interpolate((1, 1, 8, 8), size=(8, 8), mode="bicubic", antialias=True).cost.flops == 0
+    # upsampling keeps the filter's width: bilinear 2 -> 4, scale 0.5, centers 0.25 0.75 1.25 1.75,
+    # windows [0, 1) [0, 2) [0, 2) [1, 2): 1+2+2+1 = 6 (edge taps clipped)
+    assert antialias_taps(2, 4, 0.5, 1.0) == 6
+
+
+def test_area_interpolation_is_the_adaptive_average_pool_torch_runs() -> None:
+    # F.interpolate(mode="area") calls adaptive_avg_pool2d: 8x8 -> 4x4 averages 2x2 windows, 16 x 4 = 64
+    # per channel, not one tap per output
+    assert interpolate((1, 3, 8, 8), scale_factor=0.5, mode="area").cost.flops == 3 * 64
+    assert interpolate((1, 3, 8, 8), scale_factor=0.5, mode="area").cost == adaptive_pool((1, 3, 8, 8), 4).cost
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(mode="lanczos"), "Lanczos mode requires antialias=True"),
+    (dict(mode="lanczos", antialias=True, align_corners=True), "Lanczos mode does not support align_corners=True"),
+    (dict(mode="nearest", antialias=True), "Anti-alias option is restricted to bilinear, bicubic, and lanczos"),
+    (dict(mode="nearest", align_corners=True), "align_corners option can only be set with the interpolating"),
+])
+def test_interpolation_options_torch_refuses_are_refused(kwargs: dict, message: str) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    with pytest.raises(ValueError, match=message):  # the oracle: torch on the CPU
+        F.interpolate(torch.zeros(1, 1, 8, 8), size=(4, 4), **kwargs)
+    with pytest.raises(ShapeError, match=message):
+        interpolate((1, 1, 8, 8), size=(4, 4), **kwargs)
+
+
 def test_softmax_dim_out_of_range_is_refused_with_torchs_message() -> None:
     # torch (CPU): x.softmax(5) on a 4-D x raises "Dimension out of range (expected to be in range of [-4, 3],
     # but got 5)"; -4 .. 3 are the dims of a 4-D tensor, and a 0-d tensor takes -1 and 0 (maybe_wrap_dim)
@@ -227,10 +270,11 @@ def test_instance_norm_refuses_statistics_of_one_spatial_element(shape: tuple) -
 
 def test_adaptive_pool_to_size_zero_is_an_empty_output() -> None:
     # torch: nn.AdaptiveAvgPool2d(0) / AdaptiveMaxPool2d(0) on (1, 3, 8, 8) return an empty (1, 3, 0, 0):
-    # no window combines anything (0 flops); mem_access reads the input, 192 elements, and writes none
+    # no window combines anything (0 flops), and torch's CPU kernels (cpu_adaptive_avg_pool, _max_pool) loop
+    # over the output's rows and columns, none here: no input element is read, none written (mem_access 0)
     for mode in ("avg", "max"):
         op = adaptive_pool((1, 3, 8, 8), 0, mode=mode)
-        assert op.output_shape == (1, 3, 0, 0) and op.cost.flops == 0 and op.cost.mem_access == 192
+        assert op.output_shape == (1, 3, 0, 0) and op.cost.flops == 0 and op.cost.mem_access == 0
     assert adaptive_pool((1, 3, 8, 8), (0, 2)).output_shape == (1, 3, 0, 2)
     with pytest.raises(ShapeError, match="greater than or equal to 0"):
         adaptive_pool((1, 3, 8, 8), -1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from math import floor
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -172,6 +174,23 @@ def test_interpolate_takes_the_ranks_torch_takes_for_each_mode(mode: str, rank: 
             assert str(refused.value) == str(exc)
         return
     assert interpolate(shape, scale_factor=2, mode=mode).output_shape == expected
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic", "lanczos"])
+def test_antialiased_windows_are_torchs(mode: str) -> None:
+    """The oracle is torch's own kernel: resample n one-hot rows along the width (the height kept, so
+    one pass) and count the outputs each input reaches; summed over the inputs that is the number of
+    taps. The scale factors are not ratios of small integers, so no window ends on an exact zero of
+    the filter (where torch multiplies by 0 and the impulse would hide the tap)."""
+    for n_in in (5, 13, 37, 64):
+        for factor in (0.137, 0.31, 0.77, 1.37, 2.71):
+            if floor(n_in * factor) < 1:
+                continue
+            impulses = torch.eye(n_in, dtype=torch.float64).reshape(n_in, 1, 1, n_in)
+            out = F.interpolate(impulses, scale_factor=(1.0, factor), mode=mode, antialias=True)
+            reached = int((out != 0).sum())
+            assert interpolate((1, 1, 1, n_in), scale_factor=(1.0, factor), mode=mode,
+                               antialias=True).cost.flops == reached, (n_in, factor)
 
 
 @pytest.mark.parametrize("kwargs", [dict(size=(8,)), dict(scale_factor=(2.0, 2.0, 2.0)),

@@ -118,13 +118,9 @@ def _special_mm(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
     return FormulaCall("matmul", (shape_of(a), shape_of(b)))
 
 
-@function_handler("pdist", formula="matmul")
+@function_handler("pdist", formula="pdist")
 def _pdist(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
-    # the distance of each of the N (N - 1) / 2 pairs of rows: one multiply-add per feature and pair, into
-    # torch's 1-D output of N (N - 1) / 2 distances (a matrix times a vector)
-    x = arg(args, kwargs, 0, "input")
-    n, m = x.shape
-    return FormulaCall("matmul", ((n * (n - 1) // 2, m), (m,)))
+    return FormulaCall("pdist", (shape_of(arg(args, kwargs, 0, "input")),))
 
 
 @function_handler("tensordot", formula="matmul")
@@ -472,10 +468,16 @@ def _pixel_shuffle(args: tuple, kwargs: dict, out: Any) -> FormulaCall:
                   formula="interpolate")
 def _interpolate(args: tuple, kwargs: dict, out: Any, name: str = "interpolate") -> FormulaCall:
     x = arg(args, kwargs, 0, "input")
-    default_mode = {"upsample_bilinear": "bilinear"}.get(name, "nearest")
-    return FormulaCall("interpolate", (shape_of(x),), dict(size=arg(args, kwargs, 1, "size"),
-                                                           scale_factor=arg(args, kwargs, 2, "scale_factor"),
-                                                           mode=arg(args, kwargs, 3, "mode", default_mode)))
+    options = dict(size=arg(args, kwargs, 1, "size"), scale_factor=arg(args, kwargs, 2, "scale_factor"))
+    if name == "upsample_bilinear":  # F.upsample_bilinear(input, size, scale_factor): aligned corners
+        options.update(mode="bilinear", align_corners=True)
+    elif name != "upsample_nearest":  # F.upsample: (..., mode, align_corners); F.interpolate: then the rest
+        options.update(mode=arg(args, kwargs, 3, "mode", "nearest"),
+                       align_corners=arg(args, kwargs, 4, "align_corners"))
+        if name == "interpolate":
+            options.update(recompute_scale_factor=arg(args, kwargs, 5, "recompute_scale_factor"),
+                           antialias=bool(arg(args, kwargs, 6, "antialias", False)))
+    return FormulaCall("interpolate", (shape_of(x),), options)
 
 
 @function_handler("grid_sample", formula="grid_sample")

@@ -188,7 +188,8 @@ def _free(m: nn.Module, args: tuple, kwargs: dict) -> FormulaCall:
 @module_handler(nn.Upsample, formula="interpolate")
 def _upsample(m: nn.Upsample, args: tuple, kwargs: dict) -> FormulaCall:
     return FormulaCall("interpolate", (shape_of(_input(args, kwargs)),),
-                       dict(size=m.size, scale_factor=m.scale_factor, mode=m.mode))
+                       dict(size=m.size, scale_factor=m.scale_factor, mode=m.mode, align_corners=m.align_corners,
+                            recompute_scale_factor=m.recompute_scale_factor))
 
 
 @module_handler(nn.ChannelShuffle, formula="channel_shuffle")
