@@ -6,8 +6,8 @@ keeps parameters, their gradients and the optimizer state in the model's dtype a
 casts, as autocast does, the inputs of the ops it runs in lower precision
 (convolutions, matrix products, attention: :data:`LOWER_PRECISION`) to the autocast dtype,
 and those of the ops it runs in float32 (:data:`FLOAT32`: losses, and on CUDA softmax,
-norms, exp, log ...) to float32; every other op runs in its inputs' dtype (mixed inputs
-promote). A parameter's cast is made once per forward pass (autocast caches the casts of
+norms, exp, log ...; torchvision's detection ops) to float32; every other op runs in its
+inputs' dtype (mixed inputs promote). A parameter's cast is made once per forward pass (autocast caches the casts of
 leaf tensors); an activation's each time. The casts are new tensors: what the
 lower-precision ops save for backward. The lists are torch 2.14's
 (``aten/src/ATen/autocast_mode.cpp``, the "autocast op reference" of torch's AMP docs),
@@ -16,7 +16,7 @@ by archstat's normalised op names.
 
 from __future__ import annotations
 
-__all__ = ["LOWER_PRECISION", "FLOAT32", "AUTOCAST_DEVICES", "cast_target"]
+__all__ = ["LOWER_PRECISION", "FLOAT32", "RESTORES_DTYPE", "AUTOCAST_DEVICES", "cast_target"]
 
 AUTOCAST_DEVICES = ("cpu", "cuda")
 
@@ -44,15 +44,22 @@ _LOSSES = frozenset({"binary_cross_entropy", "binary_cross_entropy_with_logits",
                      "hinge_embedding_loss", "poisson_nll_loss", "cosine_embedding_loss", "margin_ranking_loss",
                      "triplet_margin_loss", "ctc_loss"})
 
+#: torchvision's ops, which register autocast kernels of their own for the CPU and CUDA
+#: (``torchvision/csrc/ops/autocast``): they run in float32 (``cached_cast(at::kFloat, ...)``), and
+#: all but ``nms``, which returns indices, cast their result back to their input's dtype.
+_TORCHVISION = frozenset({"nms", "roi_align", "roi_pool", "ps_roi_align", "ps_roi_pool", "deform_conv2d"})
+RESTORES_DTYPE = _TORCHVISION - {"nms"}
+
 #: Ops autocast runs in float32, per device type.
 FLOAT32 = {
-    "cpu": _LOSSES | {"grid_sample", "prod", "cdist", "stft", "max_pool3d", "avg_pool3d", "adaptive_avg_pool3d",
-                      "max_unpool2d", "max_unpool3d", "fractional_max_pool2d", "fractional_max_pool3d"},
+    "cpu": _LOSSES | _TORCHVISION | {"grid_sample", "prod", "cdist", "stft", "max_pool3d", "avg_pool3d",
+                                     "adaptive_avg_pool3d", "max_unpool2d", "max_unpool3d", "fractional_max_pool2d",
+                                     "fractional_max_pool3d"},
     "cuda": _LOSSES | {"acos", "asin", "cosh", "erfinv", "exp", "expm1", "log", "log10", "log2", "log1p",
                        "reciprocal", "rsqrt", "sinh", "tan", "pow", "softplus", "layer_norm", "group_norm",
                        "norm", "normalize", "cosine_similarity", "pdist", "cdist", "renorm", "logsumexp",
                        "softmax", "log_softmax", "softmin", "cumprod", "cumsum", "prod", "sum", "dist",
-                       "interpolate", "upsample", "grid_sample"},
+                       "interpolate", "upsample", "grid_sample"} | _TORCHVISION,
 }
 
 

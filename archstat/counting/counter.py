@@ -58,7 +58,7 @@ from torch.nn.utils import parametrize
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.overrides import TorchFunctionMode
 
-from archstat.counting.autocast import cast_target
+from archstat.counting.autocast import RESTORES_DTYPE, cast_target
 from archstat.counting.handlers import (BOOL_RESULT, FREE, FREE_FUNCTIONS, METADATA_FUNCTIONS, SHAPE_ONLY_FUNCTIONS,
                                         UNCOUNTED, FormulaCall, ModuleRule, NeedsValuesError, RefusedOpError,
                                         call_handler, handler_for_module, normalise_name)
@@ -148,6 +148,8 @@ class _Interceptor(TorchFunctionMode):
             read = flat_tensors(args) + flat_tensors(kwargs) if kwargs else flat_tensors(args)
         planned = counter.plan(name, func, args, kwargs, read)
         out = func(*args, **kwargs) if planned is None else planned[2]
+        if counter.autocast is not None and name in RESTORES_DTYPE and operands:  # torchvision's autocast kernels
+            out = out.to(operands[0].dtype)
         if not counter._suppress:
             counter.on_function(name, func, args, kwargs, operands, out, planned, read)
         return out

@@ -40,3 +40,40 @@ def test_torchvision_attention_with_einsum_counts_under_cpu_autocast(name: str) 
     # their relative-position attention multiplies a float32 softmax or parameter with a bfloat16 tensor by
     # torch.einsum, which CPU autocast runs (see above); this used to fail as a dtype mismatch
     assert archstat.count(name, autocast="cpu:bfloat16").madds == archstat.count(name).madds
+
+
+class _Detect(nn.Module):
+    """A conv's bfloat16 features pooled per box by roi_align, and the boxes filtered by nms."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x, boxes, scores):
+        import torchvision
+
+        pooled = torchvision.ops.roi_align(self.conv(x), [boxes.to(x.dtype)], output_size=2)
+        return pooled, torchvision.ops.nms(boxes.bfloat16(), scores.bfloat16(), 0.5)
+
+
+def test_torchvisions_detection_ops_run_in_float32_and_give_back_the_input_dtype() -> None:
+    # torch's oracle: torchvision registers CPU autocast kernels of its own: roi_align and nms take float32
+    # copies (their CPU kernels have no bfloat16), roi_align's result comes back in its input's bfloat16
+    torch.manual_seed(0)
+    boxes = torch.tensor([[0.0, 0.0, 4.0, 4.0], [1.0, 1.0, 5.0, 5.0], [2.0, 0.0, 7.0, 6.0]])
+    inputs = (torch.rand(1, 3, 8, 8), boxes, torch.rand(3))
+    model = _Detect()
+    with torch.autocast("cpu", torch.bfloat16):
+        pooled, keep = model(*inputs)
+    assert pooled.dtype == torch.bfloat16 and keep.dtype == torch.int64
+    import torchvision
+
+    for op in (lambda: torchvision.ops.roi_align(torch.rand(1, 4, 8, 8).bfloat16(), [boxes.bfloat16()], 2),
+               lambda: torchvision.ops.nms(boxes.bfloat16(), inputs[2].bfloat16(), 0.5)):
+        with pytest.raises(RuntimeError, match="not implemented for 'BFloat16'"):  # without autocast: refused
+            op()
+    # archstat: the count runs (it failed in nms before), roi_align's output is 2 bytes an element
+    stats = archstat.count(model, example_inputs=inputs, autocast="cpu:bfloat16")
+    [roi] = [r for r in stats.records if r.type == "roi_align"]
+    assert roi.output_shape == (3, 4, 2, 2) and roi.outputs[0].itemsize == 2
+    assert any(r.type == "nms" for r in stats.records)
