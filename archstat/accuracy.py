@@ -97,7 +97,7 @@ def _timm(arch: str, side: int) -> Accuracy | None:
 
 
 def _torchvision(name: str, side: int) -> Accuracy | None:
-    from torchvision.models import get_model_weights
+    from torchvision.models import get_model_weights  # type: ignore[import-untyped]
 
     try:
         weights = get_model_weights(name)

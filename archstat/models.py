@@ -89,8 +89,8 @@ _OPTICAL_FLOW_SIZE = 512
 @lru_cache(maxsize=1)
 def _torchvision_index() -> dict[str, str]:
     """torchvision model name -> task."""
-    import torchvision
-    from torchvision.models import list_models
+    import torchvision  # type: ignore[import-untyped]
+    from torchvision.models import list_models  # type: ignore[import-untyped]
 
     modules = {"classification": torchvision.models, "quantization": torchvision.models.quantization,
                "segmentation": torchvision.models.segmentation, "detection": torchvision.models.detection,
@@ -153,9 +153,9 @@ def published_options(name: str) -> dict[str, Any]:
 
 def _freeze_backbone_bn(model: nn.Module) -> nn.Module:
     """Replace the backbone's batch norms by ``FrozenBatchNorm2d``, as the builder does for trained weights."""
-    from torchvision.ops.misc import FrozenBatchNorm2d
+    from torchvision.ops.misc import FrozenBatchNorm2d  # type: ignore[import-untyped]
 
-    for parent in list(model.backbone.modules()):
+    for parent in list(model.get_submodule("backbone").modules()):
         for child_name, child in list(parent.named_children()):
             if isinstance(child, nn.BatchNorm2d):
                 frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)

@@ -129,7 +129,7 @@ def environment(device: str = "cpu", threads: int | None = None,
     now when not given, see :func:`other_busy_processes`); ``under_load`` whether those
     say the CPU was shared (:func:`contention_note`), so every latency row says so itself.
     """
-    import torchvision
+    import torchvision  # type: ignore[import-untyped]
 
     on_gpu = device.startswith("cuda")
     env: dict[str, str | int | float | None] = {

@@ -72,6 +72,8 @@ class EuclideanRBF(nn.Module):
     """Output units ``y_i = sum_j (x_j - w_ij)^2``; the centres ``w`` were set by hand
     (stylised 7x12 bitmaps) and kept fixed, so they are a buffer, not parameters."""
 
+    centres: torch.Tensor
+
     def __init__(self, in_features: int, num_classes: int) -> None:
         super().__init__()
         self.register_buffer("centres", torch.zeros(num_classes, in_features))
@@ -141,8 +143,8 @@ class PlainConvNet(nn.Module):
             for width in stage.cccp:
                 layers += [nn.Conv2d(channels, width, 1), nn.ReLU(inplace=True)]
                 channels = width
-            post = [nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)] if stage.lrn else []
-            pool = [nn.MaxPool2d(3, 2, ceil_mode=True)] if stage.pool else []
+            post: list[nn.Module] = [nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)] if stage.lrn else []
+            pool: list[nn.Module] = [nn.MaxPool2d(3, 2, ceil_mode=True)] if stage.pool else []
             layers += post + pool if lrn_before_pool else pool + post
         self.features = nn.Sequential(*layers)
         if fc:

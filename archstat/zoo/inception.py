@@ -83,7 +83,7 @@ class GoogLeNet(nn.Module):
     def __init__(self, table: Sequence[tuple[str, InceptionSpec] | None] = GOOGLENET_TABLE1,
                  num_classes: int = 1000) -> None:
         super().__init__()
-        lrn = dict(size=5, alpha=1e-4, beta=0.75)
+        lrn: dict[str, Any] = dict(size=5, alpha=1e-4, beta=0.75)
         self.stem = nn.Sequential(
             _conv(3, 64, 7, 2, 3), nn.MaxPool2d(3, 2, ceil_mode=True), nn.LocalResponseNorm(**lrn),
             _conv(64, 64, 1), _conv(64, 192, 3, padding=1), nn.LocalResponseNorm(**lrn),

@@ -175,7 +175,7 @@ def torchvision_builder(name: str, **defaults: object) -> Callable[..., nn.Modul
     ``defaults`` are construction options that change no parameter (``init_weights``)."""
 
     def build(**kwargs: object) -> nn.Module:
-        from torchvision.models import get_model
+        from torchvision.models import get_model  # type: ignore[import-untyped]
 
         return get_model(name, weights=None, **{**defaults, **kwargs})
 

@@ -76,10 +76,11 @@ class SqueezeNet(nn.Module):
             fire = Fire(cin, s1x1, e1x1, e3x3)
             cout = e1x1 + e3x3
             if bypass is not None and cin == cout:
-                fire = FireBypass(fire, None)
+                layers.append(FireBypass(fire, None))
             elif bypass == "complex":
-                fire = FireBypass(fire, nn.Conv2d(cin, cout, 1))
-            layers.append(fire)
+                layers.append(FireBypass(fire, nn.Conv2d(cin, cout, 1)))
+            else:
+                layers.append(fire)
             if index in (4, 8):
                 layers.append(nn.MaxPool2d(3, 2, ceil_mode=True))
             cin = cout
