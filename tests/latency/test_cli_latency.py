@@ -34,6 +34,17 @@ def test_csv_rows_per_model_and_size(capsys) -> None:
     assert rows[0]["torch"] == torch.__version__ and rows[0]["peak_gflops"] == "100.0"
 
 
+def test_every_size_at_every_batch_in_the_sweeps_grammar(capsys) -> None:
+    # --sizes and --batch are lists, as in archstat sweep: 2 sizes x 2 batches are 4 rows, size by size;
+    # 'default' is resnet18's published size (ResNet18_Weights.IMAGENET1K_V1: crop 224, 3 channels), and a
+    # side alone keeps its 3 channels
+    assert main(["latency", "--models", "resnet18", "--sizes", "32,default", "--batch", "1,2", "--format",
+                 "csv", "--no-roofline", "--warmup", "1", "--repeats", "2"]) == 0
+    rows = _csv(capsys.readouterr().out)
+    assert [(r["input"], r["batch"]) for r in rows] == [("3x32x32", "1"), ("3x32x32", "2"), ("3x224x224", "1"),
+                                                         ("3x224x224", "2")]
+
+
 def test_fused_cache_model_and_batch(capsys) -> None:
     assert main(["latency", "--models", "resnet18", "--sizes", "32x32", "--batch", "2", "--cache-model", "fused",
                  "--format", "json", *FAST]) == 0
