@@ -84,14 +84,14 @@ def _records_by_module(stats: ModelStats) -> dict[str, list[OpRecord]]:
     return groups
 
 
-def _rekey(own: dict[str, float], known: set[str]) -> Counter:
+def _rekey(own: dict[str, float], known: set[str]) -> dict[str, float]:
     """Move each module's count to its nearest ancestor-or-self where archstat recorded ops
     (ops inside a module archstat counts whole, such as nn.MultiheadAttention, belong to it)."""
-    out: Counter = Counter()
+    out: dict[str, float] = {}
     for name, value in own.items():
         while name not in known and name:
             name = name.rpartition(".")[0]
-        out[name] += value
+        out[name] = out.get(name, 0) + value
     return out
 
 
@@ -172,19 +172,20 @@ def reconcile_tool(stats: ModelStats, result: ToolResult, tool: Tool,
         main = _main_record(records, layer_parts)
         kind = op_type(main) if main else "(outside any op)"
         layer = Layer(tool, name, module_types.get(name, ""), records, layer_parts, count, right, result)
-        checkable = main is not None and all(r.counted for r in records) and not close(count, right)
-        causes = diagnose(layer, main) if checkable else []
+        checkable = all(r.counted for r in records) and not close(count, right)
+        causes = diagnose(layer, main) if main is not None and checkable else []
         if not causes:
-            out.by_type[kind] += count - right
+            out.by_type[kind] += count - right  # type: ignore[assignment]  # typeshed's Counter holds ints only
             if not close(count, right):
                 out.unverified.append(Unverified(result.tool, name or "(root)", layer.module_type, count, right,
                                                  _unexplained(layer)))
             continue
+        assert main is not None  # there are causes only where there is a main record
         rest = count - right - sum(c.delta for c in causes)
         shares = [(op_type(c.record), c.delta) for c in causes] + [(kind, rest)]
         for kind_of, delta in shares:
-            out.by_type[kind_of] += delta
-            out.flagged[kind_of] += delta
+            out.by_type[kind_of] += delta  # type: ignore[assignment]
+            out.flagged[kind_of] += delta  # type: ignore[assignment]
         out.flagged_layers.update({kind_of for kind_of, delta in shares if not close(delta, 0)})
         out.flags.append(Flag(result.tool, name or "(root)", layer.module_type, kind, count, right,
                               explain(layer, causes), main.kind))
@@ -199,7 +200,7 @@ def _flag_known_bugs(out: ToolReconciliation, stats: ModelStats, tool: Tool, mod
     for r in stats.records:
         bug = rules.bug(r)
         right = sum(intended(r, tool.convention).values()) if bug is not None else 0
-        if not right:
+        if bug is None or not right:
             continue
         kind = op_type(r)
         out.flagged[kind] -= right

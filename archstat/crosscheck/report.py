@@ -190,8 +190,8 @@ class CheckReport:
                 cells.update({t: row.tools[t] for t in tools})
                 cells.update({f"{t}_flagged": row.flagged.get(t, 0) for t in tools})
             out.append(cells)
-        total = {"op type" if human else "op_type": "total", "ops": len(self.stats.records),
-                 "archstat": f"{self.stats.madds / 1e6:,.3f}" if human else self.stats.madds}
+        total: dict[str, str | float] = {"op type" if human else "op_type": "total", "ops": len(self.stats.records),
+                                         "archstat": f"{self.stats.madds / 1e6:,.3f}" if human else self.stats.madds}
         total.update({t: f"{self.results[t].total / 1e6:,.3f}" if human else self.results[t].total for t in tools})
         return out + [total]
 

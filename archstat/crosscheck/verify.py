@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
+import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils import parametrize
@@ -30,7 +31,8 @@ from archstat.errors import ArchstatError
 
 __all__ = ["verify_layers", "LayerMismatchError"]
 
-Rebuild = Callable[[nn.Module, OpRecord, Mapping[str, Any]], FormulaCall]
+#: A rebuilder takes a module of the class it is registered for (see :data:`REBUILDERS`).
+Rebuild = Callable[[Any, OpRecord, Mapping[str, Any]], FormulaCall]
 
 
 class LayerMismatchError(ArchstatError):
@@ -42,6 +44,7 @@ def _conv(m: _ConvNd, r: OpRecord, options: Mapping[str, Any]) -> FormulaCall:
     x = r.input_shapes[0]
     nd = len(w) - 2
     if m.transposed:
+        assert r.call is not None  # verify_layers rebuilds counted rows only
         # output_padding may come from forward's output_size, which no attribute holds
         return FormulaCall("conv_transpose", (x, w[1] * m.groups, w[2:]), dict(
             stride=m.stride, padding=m.padding, output_padding=r.call.kwargs["output_padding"], groups=m.groups,
@@ -60,6 +63,7 @@ def _batch_norm(m: _BatchNorm, r: OpRecord, options: Mapping[str, Any]) -> Formu
     if r.input_shapes[0][1] != m.num_features:
         raise LayerMismatchError(f"verify: layer '{r.name}' normalises {m.num_features} channels, "
                                  f"its recorded input is {format_shape(r.input_shapes[0])}")
+    assert r.call is not None  # verify_layers rebuilds counted rows only
     return FormulaCall("batch_norm", (r.input_shapes[0],), dict(
         affine=m.weight is not None, track_running_stats=m.running_mean is not None,
         training=r.call.kwargs.get("training", False)))
@@ -107,6 +111,8 @@ def _attention(m: nn.MultiheadAttention, r: OpRecord, options: Mapping[str, Any]
 
 def _recurrent(m: nn.RNNBase, r: OpRecord, options: Mapping[str, Any]) -> FormulaCall:
     w_ih = m.weight_ih_l0  # (gates * hidden, input_size)
+    assert isinstance(w_ih, torch.Tensor)
+    assert r.call is not None  # verify_layers rebuilds counted rows only
     return FormulaCall("rnn", (r.input_shapes[0], w_ih.shape[1], m.hidden_size), dict(
         mode=m.mode, num_layers=m.num_layers, bidirectional=m.bidirectional, proj_size=getattr(m, "proj_size", 0),
         bias=m.bias, batch_first=m.batch_first, packed_batch=r.call.kwargs.get("packed_batch")))
@@ -163,7 +169,7 @@ def verify_layers(model_or_builder: nn.Module | Callable[[], nn.Module], stats: 
     """Recompute every module row of ``stats`` from ``model``'s modules; raise
     :class:`LayerMismatchError` at the first disagreement. Returns a one-line summary."""
     model = model_or_builder if isinstance(model_or_builder, nn.Module) else build_structure(model_or_builder)
-    modules = dict(model.named_modules())
+    modules: dict[str, nn.Module] = dict(model.named_modules())
     checked = skipped = 0
     for r in stats.records:
         module = modules.get(r.module)
@@ -171,7 +177,7 @@ def verify_layers(model_or_builder: nn.Module | Callable[[], nn.Module], stats: 
             continue  # a functional op: no module attributes to rebuild it from
         rule = handler_for_module(module)
         rebuild = _rebuilder(module, r.call.formula) if rule is not None else None
-        if rebuild is None:
+        if rule is None or rebuild is None:
             skipped += 1
             continue
         _compare(r, module, rebuild(module, r, rule.options), count_bias)

@@ -135,8 +135,8 @@ def g1_setups(width: int, platform: str, paper_channels: bool) -> list[Setup]:
                                                     "(c1,c2) for x1", f"c1:c2={ratio} {label}"))
         c1, c2 = printed if paper_channels else balanced_pair(ref * ref, int(ratio.split(":")[1]))
         rows.append(Setup("G1", ratio, width, platform, _pair_text(c1, c2), _pair_text(*printed), c1,
-                          lambda c1=c1, c2=c2: stack(lambda: ConvChain((c1, c2, c1))),
-                          _both(G1_TABLE, "stack of 10 blocks", lambda p, r=ratio: f"c1:c2={r} {p} x{width}")))
+                          partial(stack, partial(ConvChain, (c1, c2, c1))),
+                          _both(G1_TABLE, "stack of 10 blocks", lambda p: f"c1:c2={ratio} {p} x{width}")))
     return rows
 
 
@@ -172,8 +172,8 @@ def g2_setups(width: int, platform: str, paper_channels: bool) -> list[Setup]:
         if paper_channels and ca != printed(g):
             channels += f" (printed {printed(g)} is not divisible by g={g})"
         rows.append(Setup("G2", f"g={g}", width, platform, channels, f"c={printed(g)}", ca,
-                          lambda ca=ca, cb=cb, g=g: stack(lambda: ConvChain((ca, cb, ca), g), repeats=5),
-                          _both(G2_TABLE, "stack of 10 1x1 group convs", lambda p, g=g: f"g={g} {p} x{width}")))
+                          partial(stack, partial(ConvChain, (ca, cb, ca), g), repeats=5),
+                          _both(G2_TABLE, "stack of 10 1x1 group convs", lambda p: f"g={g} {p} x{width}")))
     return rows
 
 
@@ -198,7 +198,8 @@ def _series_widths(c: int, n: int, paper_channels: bool) -> tuple[int, ...]:
 def g3_setups(width: int, platform: str, paper_channels: bool) -> list[Setup]:
     """Table 3: blocks of 1, 2 or 4 1x1 convs in series or in parallel, FLOPs of the 1-fragment block."""
     columns = _column_widths(G3_TABLE, "1-fragment", platform)
-    c = columns[WIDTHS.index(width)]
+    col = WIDTHS.index(width)
+    c = columns[col]
     rows = []
     for name, arrangement, n in G3_CONFIGS:
         if arrangement == "series":
@@ -210,8 +211,8 @@ def g3_setups(width: int, platform: str, paper_channels: bool) -> list[Setup]:
             build = partial(stack, partial(ParallelBranches, c, n))
         in_channels = widths[0] if arrangement == "series" else c
         rows.append(Setup("G3", name, width, platform, channels, f"c={c}", in_channels, build,
-                          _both(G3_TABLE, name, lambda p, col=WIDTHS.index(width), m=name:
-                                f"{p} c={_column_widths(G3_TABLE, m, 'gpu' if p == 'GPU' else 'arm')[col]}")))
+                          _both(G3_TABLE, name, lambda p:
+                                f"{p} c={_column_widths(G3_TABLE, name, 'gpu' if p == 'GPU' else 'arm')[col]}")))
     return rows
 
 
@@ -234,9 +235,9 @@ def g4_setups(width: int, platform: str, paper_channels: bool) -> list[Setup]:
     for relu, shortcut, name in G4_CONFIGS:
         model = _g4_model(relu, shortcut)
         rows.append(Setup("G4", name, width, platform, f"c={c} ({c}->{c // 4}->{c // 4}->{c})", f"c={c}", c,
-                          lambda relu=relu, shortcut=shortcut: stack(lambda: Bottleneck(c, relu, shortcut)),
-                          _both(G4_TABLE, model, lambda p, m=model:
-                                f"{p} c={_column_widths(G4_TABLE, m, 'gpu' if p == 'GPU' else 'arm')[col]}")))
+                          partial(stack, partial(Bottleneck, c, relu, shortcut)),
+                          _both(G4_TABLE, model, lambda p:
+                                f"{p} c={_column_widths(G4_TABLE, model, 'gpu' if p == 'GPU' else 'arm')[col]}")))
     return rows
 
 

@@ -44,7 +44,8 @@ from archstat.latency.memory_model import mem_access_per_op
 if TYPE_CHECKING:
     from torch import nn
 
-    from archstat.counting.stats import ModelStats, OpRecord
+    from archstat.counting.handlers import FormulaCall
+    from archstat.counting.stats import ModelStats
 
 __all__ = ["guideline_report", "find_blocks", "module_tree", "BlockGuidelines", "G1_RATIO_FLAG",
            "G2_GROUPS_FLAG", "G3_FRAGMENTS_FLAG", "GUIDELINE_NUMERIC"]
@@ -166,8 +167,9 @@ class BlockGuidelines:
             out.append((shape[0] * prod(shape[2:]), shape[1], call.args[1]))
         return out
 
-    def _grouped(self) -> list["OpRecord"]:
-        return [r for r in self.records if r.call is not None and r.call.formula == "conv" and r.category.grouped]
+    def _grouped(self) -> list["FormulaCall"]:
+        """The calls of the group convs (depthwise excluded)."""
+        return [r.call for r in self.records if r.call is not None and r.call.formula == "conv" and r.category.grouped]
 
     def row(self, human: bool) -> dict[str, Any]:
         pointwise = self._pointwise()
@@ -176,9 +178,9 @@ class BlockGuidelines:
         spent = sum(pointwise_mem_access(hw, c1, c2) for hw, c1, c2 in pointwise)
         g1 = 100.0 * (spent / bound - 1.0) if bound else None
         grouped = self._grouped()
-        max_groups = max((r.call.kwargs["groups"] for r in grouped), default=1)
+        max_groups = max((call.kwargs["groups"] for call in grouped), default=1)
         total = sum(self.mem_access)
-        excess = sum(_group_excess(r) for r in grouped)
+        excess = sum(_group_excess(call) for call in grouped)
         g2 = 100.0 * excess / total if total and grouped else None
         fragments = sum(1 for r in self.records if r.category is not None and r.category.family in _FRAGMENTS)
         flags = [g for g, hit in (("G1", worst is not None and worst >= G1_RATIO_FLAG),
@@ -207,8 +209,7 @@ def _tuple(value: Any) -> tuple:
     return tuple(value) if isinstance(value, (tuple, list)) else (value,)
 
 
-def _group_excess(record: "OpRecord") -> int:
-    call = record.call
+def _group_excess(call: "FormulaCall") -> int:
     kw = call.kwargs
     return group_mem_access_excess(call.args[0], call.args[1], call.args[2], kw["groups"], kw.get("stride", 1),
                                    kw.get("padding", 0), kw.get("dilation", 1))

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Sequence, cast
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from cycler import cycler  # noqa: E402
+from matplotlib.collections import PathCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import ScalarFormatter  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
@@ -70,10 +71,10 @@ def marker_boxes(ax: matplotlib.axes.Axes) -> list[Bbox]:
     ``sqrt(s)`` points, plus its edge)."""
     boxes = []
     scale = ax.figure.dpi / 72.0
-    for collection in ax.collections:
+    for collection in cast(Sequence[PathCollection], ax.collections):  # the scatter markers
         offsets = collection.get_offset_transform().transform(collection.get_offsets())
         sizes = collection.get_sizes()
-        widths = collection.get_linewidths()
+        widths = collection.get_linewidths()  # type: ignore[attr-defined]  # an alias matplotlib's stubs lack
         for i, (x, y) in enumerate(offsets):
             half = (math.sqrt(sizes[i % len(sizes)]) + widths[i % len(widths)]) / 2 * scale
             boxes.append(Bbox.from_extents(x - half, y - half, x + half, y + half))
@@ -94,8 +95,9 @@ def place_labels(ax: matplotlib.axes.Axes, xs: Sequence[float], ys: Sequence[flo
     are placed first. Raises ``RuntimeError`` when a label finds no free spot (the figure would lie)."""
     fig = ax.figure
     fig.canvas.draw()
+    assert isinstance(fig, matplotlib.figure.Figure)  # a figure's own axes, not a subfigure's
     fig.set_layout_engine("none")  # freeze the layout: the boxes below stay where they are measured
-    renderer = fig.canvas.get_renderer()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # Agg's canvas (matplotlib.use above)
     frame = ax.get_window_extent(renderer)
     taken = marker_boxes(ax)
     scale = fig.dpi / 72.0
@@ -112,8 +114,8 @@ def place_labels(ax: matplotlib.axes.Axes, xs: Sequence[float], ys: Sequence[flo
             for angle in _ANGLES:
                 dx, dy = math.cos(angle), math.sin(angle)
                 text.xyann = ((radius + gap) * dx, (radius + gap) * dy)
-                text.set_ha("left" if dx > 0.3 else "right" if dx < -0.3 else "center")
-                text.set_va("bottom" if dy > 0.3 else "top" if dy < -0.3 else "center")
+                text.set_horizontalalignment("left" if dx > 0.3 else "right" if dx < -0.3 else "center")
+                text.set_verticalalignment("bottom" if dy > 0.3 else "top" if dy < -0.3 else "center")
                 box = text.get_window_extent(renderer)
                 if frame.containsx(box.x0) and frame.containsx(box.x1) and frame.containsy(box.y0) and \
                         frame.containsy(box.y1) and not any(box.overlaps(other) for other in taken):

@@ -18,10 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
-from typing import Callable
+from typing import Callable, cast
 
 from archstat.conventions import PaperScope
-from archstat.formulas import Category, conv
+from archstat.formulas import Category, Shape, conv
+from archstat.published import Published
 from archstat.zoo.check import Comparison, judge
 from archstat.zoo.registry import Expected, Ref
 
@@ -115,6 +116,13 @@ def judged_columns(c: Comparison, prefix: str = "") -> dict:
     assert c.delta is not None and c.expected is not None
     return {f"{prefix}delta %": round(100 * c.delta, 2), f"{prefix}tolerance %": round(100 * c.expected.tolerance, 3),
             f"{prefix}verdict": c.verdict}
+
+
+def _published(c: Comparison) -> Published:
+    """The published figure a judged figure is judged against (as :func:`judged_columns`, it must have one)."""
+    published = c.published
+    assert published is not None
+    return published
 
 
 def _zoo_comparison(model: str, metric: str, input_size: tuple[int, int, int] | None = None) -> Comparison:
@@ -303,8 +311,9 @@ def resnet_flops(options: ReportOptions) -> TableResult:
     rows = []
     for depth in RESNET_DEPTHS:
         v1 = _zoo_comparison(f"resnet{depth}_v1", "madds")
-        rows.append({"model": f"ResNet-{depth}", "FLOPs (pub., G)": v1.published.value, "MAdds v1 (G)": _g(v1.counted),
-                     **judged_columns(v1), "MAdds v1.5 torchvision (G)": _g(_count(f"resnet{depth}").madds),
+        rows.append({"model": f"ResNet-{depth}", "FLOPs (pub., G)": _published(v1).value,
+                     "MAdds v1 (G)": _g(v1.counted), **judged_columns(v1),
+                     "MAdds v1.5 torchvision (G)": _g(_count(f"resnet{depth}").madds),
                      "params (M)": _m(_count(f"resnet{depth}_v1").params), "flag": flag(v1)})
     notes = ["v1 = the paper's network (stride in the first 1x1 of a downsampling bottleneck; zoo resnet<N>_v1). "
              "v1.5 = torchvision's (stride in the 3x3): same params, more multiply-adds (NOTES D1). Table 1 prints "
@@ -359,15 +368,16 @@ def mobilenet_layer_types(options: ReportOptions) -> TableResult:
         row: dict = {"layer type": label}
         flags = []
         for metric, column in (("madds", "Mult-Adds"), ("params", "Parameters")):
-            c = Comparison("mobilenet_v1", metric, shares[label][metric], mobilenet_share(label, column))
-            published_sums[metric] += c.published_value
-            row[f"{column} % (pub.)"] = c.published_value
+            expected = mobilenet_share(label, column)
+            c = Comparison("mobilenet_v1", metric, shares[label][metric], expected)
+            published_sums[metric] += expected.value
+            row[f"{column} % (pub.)"] = expected.value
             row[f"{metric} % (here)"] = round(c.counted, 2)
-            row[f"{metric} delta (pp)"] = round(c.counted - c.published_value, 2) + 0.0  # no "-0.0"
+            row[f"{metric} delta (pp)"] = round(c.counted - expected.value, 2) + 0.0  # no "-0.0"
             row[f"{metric} verdict"] = c.verdict
             if flag(c):
                 flags.append(f"{metric}: {flag(c)}")
-                swaps.append((metric, column, label, c.published_value, c.counted))
+                swaps.append((metric, column, label, expected.value, c.counted))
         row["flag"] = "; ".join(flags)
         rows.append(row)
     notes = ["Shares over conv and fully connected layers (the paper's 4.2M params / 569M mult-adds count no "
@@ -403,7 +413,7 @@ def shufflenet_complexity(options: ReportOptions) -> TableResult:
             err = Ref(f"ShuffleNet {scale:g}x", "top-1 error", source=_SHUFFLENET, table="Table 2",
                       variant=f"g={g}").resolve()
             rows.append({"model": f"ShuffleNet {scale:g}x (g={g})", "zoo model": model,
-                         "complexity (pub., MFLOPs)": c.published.value,
+                         "complexity (pub., MFLOPs)": _published(c).value,
                          "MAdds without FC (M)": f"{c.counted / 1e6:.1f}", **judged_columns(c),
                          "params (M)": _m(_count(model).params), "top-1 err (pub.)": err.value, "flag": flag(c)})
     notes = ["Table 2 prints one nominal complexity per scale for every g (140 / 38 / 13 MFLOPs); the widths of "
@@ -435,11 +445,11 @@ def senet_overhead(options: ReportOptions) -> TableResult:
     baseline = judge("resnet50_v1", "madds", base, SENET_BASELINE)
     se_madds, se_params = _zoo_comparison("se_resnet50", "madds"), _zoo_comparison("se_resnet50", "params")
     rows = [
-        {"item": "ResNet-50 (v1) MAdds (G)", "published": baseline.published.value, "measured": _g(baseline.counted),
+        {"item": "ResNet-50 (v1) MAdds (G)", "published": _published(baseline).value, "measured": _g(baseline.counted),
          **judged_columns(baseline)},
-        {"item": "SE-ResNet-50 MAdds (G)", "published": se_madds.published.value, "measured": _g(se_madds.counted),
+        {"item": "SE-ResNet-50 MAdds (G)", "published": _published(se_madds).value, "measured": _g(se_madds.counted),
          **judged_columns(se_madds)},
-        {"item": "SE-ResNet-50 params (M)", "published": se_params.published.value, "measured": _m(se_params.counted),
+        {"item": "SE-ResNet-50 params (M)", "published": _published(se_params).value, "measured": _m(se_params.counted),
          **judged_columns(se_params)},
         {"item": "params added by SE (M)", "published": "~2.5 (seed 004)", "measured": _m(added_params),
          "delta %": "", "tolerance %": "", "verdict": ""},
@@ -473,7 +483,7 @@ def separable_ratio(input_shape: tuple[int, int, int, int], n: int, k: int, stri
     k x k conv M -> n with the same stride and padding, as an exact fraction."""
     m = input_shape[1]
     depthwise = conv(input_shape, m, k, stride, k // 2, groups=m, bias=False)
-    pointwise = conv(depthwise.output_shape, n, 1, bias=False)
+    pointwise = conv(cast(Shape, depthwise.output_shape), n, 1, bias=False)  # a conv has one output
     standard = conv(input_shape, n, k, stride, k // 2, bias=False)
     return Fraction(depthwise.cost.madds + pointwise.cost.madds, standard.cost.madds)
 

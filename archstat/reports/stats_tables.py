@@ -8,7 +8,7 @@ and MB for the model's dtype).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from archstat.counting.stats import ModelStats, format_shape
 
@@ -53,6 +53,7 @@ def layer_rows(stats: ModelStats, human: bool) -> list[dict]:
     saved = stats.memory.saved_per_record if train else ()
     for i, r in enumerate(stats.records):
         note = r.note if r.counted else f"UNCOUNTED: {r.note}"
+        row: dict[str, Any]
         if human:
             row = {"name": r.name, "type": r.type, "kind": r.kind, "input": format_shape(r.input_shapes),
                    "output": format_shape(r.output_shape), "params": f"{r.cost.params:,}",

@@ -179,6 +179,7 @@ def module_names(model: nn.Module) -> list[str]:
 
 def plain_madds(record: "OpRecord") -> int:
     """The record's multiply-adds without bias, through its own formula."""
+    assert record.call is not None  # a counted record
     return record.call.evaluate(count_bias=False).cost.madds
 
 
@@ -206,6 +207,7 @@ def _skipped_ops(layer: Layer) -> list[str]:
 def not_counted(layer: Layer, r: "OpRecord", right: int) -> Cause | None:
     """The tool counted none of a multiply-add op: it skipped the op (no formula for an aten op
     it reported), cannot see a functional call, or has no rule for the module."""
+    assert r.call is not None  # the diagnoses try counted records only
     if r.call.formula not in MULTIPLY_ADD_TYPES or not right:
         return None
     skipped = _skipped_ops(layer)
@@ -222,6 +224,7 @@ def not_counted(layer: Layer, r: "OpRecord", right: int) -> Cause | None:
 
 def broadcast_dropped(layer: Layer, r: "OpRecord", right: int) -> Cause | None:
     """The matmul rule ``numel(A) * B.shape[-1]``, which drops batch dimensions only B has."""
+    assert r.call is not None  # the diagnoses try counted records only
     if r.call.formula != "matmul":
         return None
     a, b = r.call.args

@@ -90,6 +90,7 @@ def _numpy_einsum_count(equation: str, shapes: tuple) -> float | None:
 
 
 def _einsum_from_numpy(layer: Layer, r: "OpRecord", right: int) -> Cause | None:
+    assert r.call is not None  # the diagnoses try counted records only
     if r.call.formula != "einsum":
         return None
     counted, madds = _numpy_einsum_count(r.call.args[0], r.call.args[1:]), plain_madds(r)
@@ -101,7 +102,7 @@ def _einsum_from_numpy(layer: Layer, r: "OpRecord", right: int) -> Cause | None:
 
 
 def _run(tool: Tool, model: nn.Module, x: torch.Tensor) -> ToolResult:
-    from fvcore.nn import FlopCountAnalysis
+    from fvcore.nn import FlopCountAnalysis  # type: ignore[import-untyped]
 
     analysis = FlopCountAnalysis(model, (x,))
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")

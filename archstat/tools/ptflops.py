@@ -23,7 +23,7 @@ import types
 from collections import Counter, defaultdict
 from functools import partial
 from math import prod
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -62,6 +62,7 @@ _FUNCTIONS.update(interpolate=rate(1, of="output"), upsample=rate(1, of="output"
 def _attention(record: "OpRecord") -> Parts:
     """ptflops's nn.MultiheadAttention hook: projections and attention with their biases,
     plus one per attention score (softmax) and one per query element (the q scaling)."""
+    assert record.call is not None  # a counted record
     parts = multiply_adds(record, bias=True)
     plain = record.call.evaluate(count_bias=False).cost
     parts["attention softmax"] = plain.flops - 2 * plain.madds
@@ -128,16 +129,17 @@ class _Collector:
     (see :func:`_name_collectors`), which attributes a count to the module running it."""
 
     def __init__(self, stack: _ModuleStack, function: str = "patched functions",
-                 by_module: dict[str, Counter] | None = None) -> None:
+                 by_module: dict[str, dict[str, float]] | None = None) -> None:
         self.stack, self.function = stack, function
-        self.by_module: dict[str, Counter] = by_module if by_module is not None else defaultdict(Counter)
+        self.by_module: dict[str, dict[str, float]] = by_module if by_module is not None else defaultdict(dict)
 
     def named(self, function: str) -> "_Collector":
         return _Collector(self.stack, function, self.by_module)
 
     def append(self, value: Any) -> None:
         module = self.stack.names[-1] if self.stack.names else ""
-        self.by_module[module][self.function] += float(value)
+        counts = self.by_module[module]
+        counts[self.function] = counts.get(self.function, 0) + float(value)
 
 
 def _name_collectors(engine: Any, collector: _Collector) -> None:
@@ -167,7 +169,7 @@ def _run(tool: Tool, model: nn.Module, x: torch.Tensor) -> ToolResult:
             with torch.no_grad():
                 work(x)
             hooked = {name: float(m.__flops__) for name, m in work.named_modules() if engine.is_supported_instance(m)}
-            batches = max(work.__batch_counter__, 1)
+            batches = max(cast(int, work.__batch_counter__), 1)  # the batch size ptflops counted
         finally:
             engine.unpatch_tensor_ops()
     finally:

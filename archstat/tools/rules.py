@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import prod
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, cast
 
 if TYPE_CHECKING:
     from archstat.counting.stats import OpRecord
@@ -73,7 +73,7 @@ def out_elements(record: "OpRecord") -> int:
     shape = record.output_shape
     if shape and isinstance(shape[0], tuple):
         shape = shape[0]
-    return prod(shape)
+    return prod(cast(tuple[int, ...], shape))  # the first output's shape, or the only one
 
 
 def multiply_adds(record: "OpRecord", bias: bool) -> Parts:

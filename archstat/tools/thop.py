@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-from collections import Counter
 from math import prod
 from typing import TYPE_CHECKING
 
@@ -36,12 +35,20 @@ CHECKED = "thop 0.1.1-2209072238"
 
 def _adaptive_avg(record: "OpRecord") -> int:
     """thop: ``int((prod(in_i / out_i) + 1) * numel(out))`` in floating point, as thop computes it."""
+    assert record.call is not None  # a counted record
     spatial_in, spatial_out = record.call.args[0][2:], record.output_shape[2:]
     kernel = prod(i / o for i, o in zip(spatial_in, spatial_out))
     return int((kernel + 1) * out_elements(record))
 
 
 _UPSAMPLE = {"nearest": 1, "linear": 5, "bilinear": 11, "bicubic": 259}
+
+
+def _upsample(record: "OpRecord") -> int:
+    """thop: a per-output-element rate by interpolation mode (0 for a mode it has no rate for)."""
+    assert record.call is not None  # a counted record
+    return out_elements(record) * _UPSAMPLE.get(record.call.kwargs.get("mode", "nearest"), 0)
+
 
 #: Per-element rates of thop's module rules, by exact class.
 _MODULES = module_rules({
@@ -51,8 +58,7 @@ _MODULES = module_rules({
     (nn.Softmax,): rate(3),  # exp, add, divide per element (thop's n - 1 adds per row: -1 per row not modelled)
     (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d): rate(1, of="output"),
     (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d): _adaptive_avg,
-    (nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d):
-        lambda r: out_elements(r) * _UPSAMPLE.get(r.call.kwargs.get("mode", "nearest"), 0),
+    (nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d): _upsample,
 })
 
 
@@ -60,7 +66,7 @@ def _rule(record: "OpRecord") -> Parts:
     parts = multiply_adds(record, bias=False)
     if parts or record.call is None:
         return parts
-    rule = _MODULES.get(record.module_class)
+    rule = _MODULES.get(record.module_class) if record.module_class is not None else None
     return with_type(record, rule(record)) if rule else {}
 
 
@@ -81,6 +87,7 @@ def _first_shape(shape: tuple) -> tuple:
 
 def _transposed_output_size(layer: Layer, r: "OpRecord", right: int) -> Cause | None:
     """thop's ConvTranspose rule: ``numel(output) * C_in/g * k`` instead of ``numel(input) * C_out/g * k``."""
+    assert r.call is not None  # the diagnoses try counted records only
     if r.call.formula != "conv_transpose":
         return None
     madds = plain_madds(r)
@@ -104,7 +111,7 @@ def _flatten(layers: dict, prefix: str, out: dict[str, float]) -> None:
 
 def _run(tool: Tool, model: nn.Module, x: torch.Tensor) -> ToolResult:
     thop = importlib.import_module("thop")
-    from thop.profile import register_hooks
+    from thop.profile import register_hooks  # type: ignore[import-untyped]
 
     work = copy.deepcopy(model)  # thop leaves total_ops buffers on modules it has no rule for
     total, _params, layers = thop.profile(work, inputs=(x,), verbose=False, ret_layer_info=True)
@@ -113,10 +120,11 @@ def _run(tool: Tool, model: nn.Module, x: torch.Tensor) -> ToolResult:
     modules = dict(work.named_modules())
     no_rule = {name: type(m).__name__ for name, m in modules.items() if type(m) not in register_hooks}
     own = own_counts(aggregated, modules)
-    by_type: Counter = Counter()
+    by_type: dict[str, float] = {}
     for name, value in own.items():
-        by_type[type(modules[name]).__name__] += value
-    return ToolResult(tool.name, tool.version, tool.reports, float(total), float(total), own, dict(by_type),
+        kind = type(modules[name]).__name__
+        by_type[kind] = by_type.get(kind, 0) + value
+    return ToolResult(tool.name, tool.version, tool.reports, float(total), float(total), own, by_type,
                       no_rule=no_rule)
 
 
