@@ -16,7 +16,7 @@ by archstat's normalised op names.
 
 from __future__ import annotations
 
-__all__ = ["LOWER_PRECISION", "FLOAT32", "RESTORES_DTYPE", "AUTOCAST_DEVICES", "cast_target"]
+__all__ = ["LOWER_PRECISION", "FLOAT32", "RESTORES_DTYPE", "AUTOCAST_DEVICES", "cast_target", "restores_dtype"]
 
 AUTOCAST_DEVICES = ("cpu", "cuda")
 
@@ -44,23 +44,32 @@ _LOSSES = frozenset({"binary_cross_entropy", "binary_cross_entropy_with_logits",
                      "hinge_embedding_loss", "poisson_nll_loss", "cosine_embedding_loss", "margin_ranking_loss",
                      "triplet_margin_loss", "ctc_loss"})
 
-#: torchvision's ops, which register autocast kernels of their own for the CPU and CUDA
-#: (``torchvision/csrc/ops/autocast``): they run in float32 (``cached_cast(at::kFloat, ...)``), and
-#: all but ``nms``, which returns indices, cast their result back to their input's dtype.
-_TORCHVISION = frozenset({"nms", "roi_align", "roi_pool", "ps_roi_align", "ps_roi_pool", "deform_conv2d"})
-RESTORES_DTYPE = _TORCHVISION - {"nms"}
+#: torchvision's ops with autocast kernels of their own (``torchvision/csrc/ops/autocast``), per
+#: device type: they run in float32 (``cached_cast(at::kFloat, ...)``), and all but ``nms``, which
+#: returns indices, cast their result back to their input's dtype. torchvision 0.29 registers
+#: ``nms`` and ``roi_align`` for CPU autocast, all six for CUDA; on the CPU the other four get the
+#: lower-precision tensors, which their kernels refuse, as under ``torch.autocast``.
+_TORCHVISION = {"cpu": frozenset({"nms", "roi_align"}),
+                "cuda": frozenset({"nms", "roi_align", "roi_pool", "ps_roi_align", "ps_roi_pool", "deform_conv2d"})}
+#: The ops of :data:`_TORCHVISION` whose (first) result comes back in the input's dtype.
+RESTORES_DTYPE = _TORCHVISION["cuda"] - {"nms"}
 
 #: Ops autocast runs in float32, per device type.
 FLOAT32 = {
-    "cpu": _LOSSES | _TORCHVISION | {"grid_sample", "prod", "cdist", "stft", "max_pool3d", "avg_pool3d",
+    "cpu": _LOSSES | _TORCHVISION["cpu"] | {"grid_sample", "prod", "cdist", "stft", "max_pool3d", "avg_pool3d",
                                      "adaptive_avg_pool3d", "max_unpool2d", "max_unpool3d", "fractional_max_pool2d",
                                      "fractional_max_pool3d"},
     "cuda": _LOSSES | {"acos", "asin", "cosh", "erfinv", "exp", "expm1", "log", "log10", "log2", "log1p",
                        "reciprocal", "rsqrt", "sinh", "tan", "pow", "softplus", "layer_norm", "group_norm",
                        "norm", "normalize", "cosine_similarity", "pdist", "cdist", "renorm", "logsumexp",
                        "softmax", "log_softmax", "softmin", "cumprod", "cumsum", "prod", "sum", "dist",
-                       "interpolate", "upsample", "grid_sample"} | _TORCHVISION,
+                       "interpolate", "upsample", "grid_sample"} | _TORCHVISION["cuda"],
 }
+
+
+def restores_dtype(device_type: str, op: str) -> bool:
+    """Does ``op`` under autocast on ``device_type`` give its result back in its input's dtype?"""
+    return op in RESTORES_DTYPE and op in FLOAT32[device_type]
 
 
 def cast_target(device_type: str, op: str) -> str | None:

@@ -58,7 +58,7 @@ from torch.nn.utils import parametrize
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.overrides import TorchFunctionMode
 
-from archstat.counting.autocast import RESTORES_DTYPE, cast_target
+from archstat.counting.autocast import cast_target, restores_dtype
 from archstat.counting.handlers import (BOOL_RESULT, FREE, FREE_FUNCTIONS, METADATA_FUNCTIONS, SHAPE_ONLY_FUNCTIONS,
                                         UNCOUNTED, FormulaCall, ModuleRule, NeedsValuesError, RefusedOpError,
                                         call_handler, handler_for_module, normalise_name)
@@ -148,11 +148,18 @@ class _Interceptor(TorchFunctionMode):
             read = flat_tensors(args) + flat_tensors(kwargs) if kwargs else flat_tensors(args)
         planned = counter.plan(name, func, args, kwargs, read)
         out = func(*args, **kwargs) if planned is None else planned[2]
-        if counter.autocast is not None and name in RESTORES_DTYPE and operands:  # torchvision's autocast kernels
-            out = out.to(operands[0].dtype)
+        if counter.autocast is not None and restores_dtype(counter.autocast[0], name):
+            out = _in_dtype(out, operands[0].dtype)  # torchvision's autocast kernels
         if not counter._suppress:
             counter.on_function(name, func, args, kwargs, operands, out, planned, read)
         return out
+
+
+def _in_dtype(out: Any, dtype: torch.dtype) -> Any:
+    """``out`` (or the first tensor of a tuple: ``roi_pool``'s output beside its argmax) in ``dtype``."""
+    if isinstance(out, tuple):
+        return (out[0].to(dtype), *out[1:])
+    return out.to(dtype)
 
 
 _vmap_level: Callable[[], int | None] = torch._C._functorch.maybe_current_level

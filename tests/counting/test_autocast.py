@@ -77,3 +77,32 @@ def test_torchvisions_detection_ops_run_in_float32_and_give_back_the_input_dtype
     [roi] = [r for r in stats.records if r.type == "roi_align"]
     assert roi.output_shape == (3, 4, 2, 2) and roi.outputs[0].itemsize == 2
     assert any(r.type == "nms" for r in stats.records)
+
+
+class _RoiPool(nn.Module):
+    def forward(self, x, boxes):
+        import torchvision
+
+        return torchvision.ops.roi_pool(x, boxes, 2)
+
+
+def test_an_op_that_returns_a_tuple_gives_back_its_first_result_in_the_input_dtype() -> None:
+    # torchvision's CUDA autocast kernel of roi_pool: roi_pool(float32 casts) -> (output, argmax), output
+    # .to(input dtype); archstat failed here ("'tuple' object has no attribute 'to'"). 1 box on 8 half-precision
+    # channels pooled to 2x2: an output of 8*2*2 = 32 elements, half precision again
+    inputs = (torch.rand(1, 8, 8, 8).half(), torch.tensor([[0, 0.0, 0.0, 4.0, 4.0]]))
+    stats = archstat.count(_RoiPool(), example_inputs=inputs, autocast="cuda:float16")
+    [roi] = [r for r in stats.records if r.type == "roi_pool"]
+    assert roi.output_shape == (1, 8, 2, 2) and roi.outputs[0].itemsize == 2
+
+
+def test_cpu_autocast_runs_only_the_torchvision_ops_torchvision_registers_for_it() -> None:
+    # torchvision 0.29 registers CPU autocast kernels for nms and roi_align only: under torch.autocast("cpu")
+    # roi_pool gets the bfloat16 tensor and its CPU kernel refuses it (archstat casts nothing for it either)
+    x, boxes = torch.rand(1, 8, 8, 8).bfloat16(), torch.tensor([[0, 0.0, 0.0, 4.0, 4.0]]).bfloat16()
+    with torch.autocast("cpu", torch.bfloat16), pytest.raises(RuntimeError, match="not implemented for 'BFloat16'"):
+        _RoiPool()(x, boxes)
+    from archstat.counting.autocast import cast_target
+
+    assert cast_target("cpu", "roi_align") == "float32" and cast_target("cpu", "roi_pool") is None
+    assert cast_target("cuda", "roi_pool") == "float32"
