@@ -9,6 +9,7 @@
   comma-separated, where ``default`` is the size each model was published at
   (:func:`parse_sizes`).
 * ``--batch N`` gives one batch; ``--batch N,...`` (latency, sweep) several (:func:`parse_batches`).
+* Numbers are ASCII digits; an empty item of a list (``224,,320``) is refused.
 * ``--input-shape`` gives full shapes instead, batch included (:func:`parse_input_shape`).
 
 Malformed text (an empty size or part, a word, zero) is refused with a one-line
@@ -21,13 +22,23 @@ from typing import Any
 
 from archstat.errors import ArchstatError
 
-__all__ = ["DEFAULT_SIZE", "parse_input_size", "parse_input_shape", "parse_sizes", "parse_batches", "sample_size",
-           "size_dims", "size_text", "square_side"]
+__all__ = ["DEFAULT_SIZE", "MAX_COUNT", "parse_input_size", "parse_input_shape", "parse_sizes", "parse_batches",
+           "sample_size", "size_dims", "size_text", "square_side"]
 
 #: In ``--sizes``: the size each model was published at.
 DEFAULT_SIZE = "default"
 
 _FORMS = "224, HxW (480x640), CxHxW (3x224x224) or CxTxHxW"
+
+#: The largest batch (or size) a count can be given: torch's and SQLite's int64.
+MAX_COUNT = 2 ** 63 - 1
+
+
+def _number(text: str) -> int | None:
+    """A count written in ASCII digits (``" 224 "``), else None: not ``2_24``, ``+3``, ``-3`` or
+    other scripts' digits, which ``int()`` would take."""
+    text = text.strip()
+    return int(text) if text and text.isascii() and text.isdigit() else None
 
 
 def size_dims(text: str) -> tuple[int, ...]:
@@ -40,10 +51,10 @@ def size_dims(text: str) -> tuple[int, ...]:
     if any(not part.strip() for part in parts):
         raise ArchstatError(f"input size {text!r} has an empty part: give numbers joined by x, e.g. 3x224x224, or "
                             "no size for the one each model was published at")
-    try:
-        dims = tuple(int(d) for d in parts)
-    except ValueError:
-        raise ArchstatError(f"input size {text!r} is not of the form {_FORMS}") from None
+    numbers = [_number(d) for d in parts]
+    if None in numbers:
+        raise ArchstatError(f"input size {text!r} is not of the form {_FORMS}")
+    dims = tuple(n for n in numbers if n is not None)
     if len(dims) > 4:
         raise ArchstatError(f"input size {text!r} has {len(dims)} numbers: give {_FORMS}")
     if any(d <= 0 for d in dims):
@@ -89,35 +100,35 @@ def parse_sizes(text: str | None) -> list[str | None]:
     if text is None:
         return [None]
     parts = [p.strip() for p in text.split(",")]
-    if not any(parts):
+    if not all(parts):  # "224,,320" or "224,": an empty item is refused, never skipped
         raise ArchstatError(f"--sizes takes comma-separated sizes ({_FORMS}) or {DEFAULT_SIZE!r}, not {text!r}")
-    sizes = [None if p.lower() == DEFAULT_SIZE else size_text(p) for p in parts if p]
+    sizes = [None if p.lower() == DEFAULT_SIZE else size_text(p) for p in parts]
     return list(dict.fromkeys(sizes))
 
 
 def parse_batches(text: str | int | None) -> list[int]:
     """``--batch``: ``"1,8,32"`` -> ``[1, 8, 32]``, each once."""
-    given = "1" if text is None else str(text)
-    parts = [given] if isinstance(text, int) else [p for p in given.split(",") if p.strip()]
-    try:
-        batches = [int(p) for p in parts]
-    except ValueError:
-        raise ArchstatError(f"--batch takes comma-separated positive integers (1,8,32), not {text!r}") from None
-    if not batches:
+    if isinstance(text, int):
+        batches: list[int | None] = [text]
+    else:
+        batches = [_number(p) for p in ("1" if text is None else text).split(",")]  # an empty item is refused
+    if None in batches:
         raise ArchstatError(f"--batch takes comma-separated positive integers (1,8,32), not {text!r}")
-    if any(b < 1 for b in batches):
+    if any(b is not None and b < 1 for b in batches):
         raise ArchstatError(f"--batch must be at least 1, got {text!r}")
-    return list(dict.fromkeys(batches))
+    if any(b is not None and b > MAX_COUNT for b in batches):  # SQLite's and torch's int64
+        raise ArchstatError(f"--batch {text!r} is too large: at most {MAX_COUNT}")
+    return list(dict.fromkeys(b for b in batches if b is not None))
 
 
 def parse_input_shape(text: str) -> Any:
     """Full input shapes, batch included: ``"1x3x224x224"`` (one input), ``"1x3x512x512,1x3x512x512"``
     (two positional inputs), ``"[3x800x800,3x600x800]"`` (one input that is a list)."""
     def one(part: str) -> tuple[int, ...]:
-        try:
-            dims = tuple(int(d) for d in part.strip().lower().split("x"))
-        except ValueError:
-            raise ArchstatError(f"input shape {part.strip()!r} is not of the form NxCxHxW (e.g. 1x3x224x224)") from None
+        numbers = [_number(d) for d in part.strip().lower().split("x")]
+        if None in numbers:
+            raise ArchstatError(f"input shape {part.strip()!r} is not of the form NxCxHxW (e.g. 1x3x224x224)")
+        dims = tuple(n for n in numbers if n is not None)
         if not dims or any(d <= 0 for d in dims):
             raise ArchstatError(f"input shape {part.strip()!r} must be positive integers like 1x3x224x224")
         return dims

@@ -65,6 +65,11 @@ def test_batches(text, wanted: list[int]) -> None:
     lambda: parse_sizes("0"), lambda: parse_sizes("224x-1"), lambda: parse_sizes("1x2x3x4x5"),
     lambda: parse_batches("0"), lambda: parse_batches("1,x"), lambda: parse_batches(""),
     lambda: parse_input_size("3xx224"),
+    # an empty item is refused, not skipped (a stray comma is a typo, not a request)
+    lambda: parse_sizes("224,,320"), lambda: parse_sizes("224,"), lambda: parse_batches("1,,2"),
+    # ASCII digits only: int() would read 2_24 as 224, +3 as 3 and other scripts' digits
+    lambda: parse_sizes("2_24"), lambda: parse_sizes("+3"), lambda: parse_batches("\uff11"),
+    lambda: parse_batches("99999999999999999999"),  # beyond int64 (SQLite, torch)
 ])
 def test_bad_text_is_refused_in_one_line(bad) -> None:
     with pytest.raises(ArchstatError) as info:

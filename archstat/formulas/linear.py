@@ -83,13 +83,14 @@ def pdist(input_shape: Shape) -> OpCost:
     madds: one per feature and pair, ``P M`` (a difference, then its accumulated power), flops
     ``2 P M``, as a matrix-vector product of that size counts them. mem_access: the ``N M``
     inputs once and the ``P`` distances (torch's 1-D output); the rows are not copied per pair.
+    Fewer than two rows have no pair: torch returns the empty result without reading them.
     Refused as torch refuses it: an input that is not 2-D.
     """
     if len(input_shape) != 2:
         raise ShapeError(f"pdist only supports 2D tensors, got: {len(input_shape)}D")
     n, m = input_shape
     pairs = n * (n - 1) // 2
-    return OpCost(Cost(madds=pairs * m, flops=2 * pairs * m, mem_access=n * m + pairs), (pairs,),
+    return OpCost(Cost(madds=pairs * m, flops=2 * pairs * m, mem_access=n * m + pairs if pairs else 0), (pairs,),
                   Category("matmul", "pdist"))
 
 

@@ -11,6 +11,7 @@ treats them as free, never as unknown.
 from __future__ import annotations
 
 from math import ceil, floor
+from struct import pack, unpack
 from typing import Sequence
 
 from archstat.formulas.core import Category, Cost, OpCost, Shape, ShapeError, expand, formula, numel
@@ -105,41 +106,54 @@ _INTERPOLATION_RANKS = {"nearest": (3, 4, 5), "nearest-exact": (3, 4, 5), "area"
                         "bilinear": (4,), "bicubic": (4,), "lanczos": (4,), "trilinear": (5,)}
 
 
-def antialias_taps(input_size: int, output_size: int, scale: float, support: float) -> int:
+def _f32(x: float) -> float:
+    """``x`` rounded to float32, as a C++ ``float`` holds it (a sum, product or quotient of float32
+    values computed in double and rounded once is the float32 operation's result)."""
+    return unpack("f", pack("f", x))[0]
+
+
+def antialias_taps(input_size: int, output_size: int, scale: float, support: float, float64: bool = False) -> int:
     """Input pixels read over one dimension's outputs by an anti-aliased resampling pass: the
     sum over outputs ``i`` of the window torch's ``_compute_indices_min_size_weights_aa`` (and
-    Pillow's ``precompute_coeffs``) gives it. ``scale`` is input pixels per output pixel,
-    ``support`` the filter's half-width at scale 1 (:data:`ANTIALIAS_SUPPORT`). Downsampling
-    widens the filter by ``scale``::
+    Pillow's ``precompute_coeffs``) gives it. ``scale`` is input pixels per output pixel
+    (:func:`_area_scale`), ``support`` the filter's half-width at scale 1
+    (:data:`ANTIALIAS_SUPPORT`). Downsampling widens the filter by ``scale``::
 
         width  = support * max(scale, 1)
         center = scale * (i + 0.5)
         xmin   = max(trunc(center - width + 0.5), 0)
         xsize  = min(trunc(center + width + 0.5), input_size) - xmin,  clipped to [0, 2 ceil(width) + 1]
+
+    torch computes ``scale``, ``width`` and ``center`` in the input's dtype: float32 (rounded
+    here as it rounds them) unless ``float64`` (float64 and uint8 inputs); a window edge can
+    move by one pixel between the two.
     """
-    width = support * scale if scale >= 1.0 else support
+    rounded = (lambda x: x) if float64 else _f32
+    width = rounded(support * scale) if scale >= 1.0 else support
     widest = int(ceil(width)) * 2 + 1
     total = 0
     for i in range(output_size):
-        center = scale * (i + 0.5)
-        xmin = max(int(center - width + 0.5), 0)
-        total += min(max(min(int(center + width + 0.5), input_size) - xmin, 0), widest)
+        center = rounded(scale * (i + 0.5))
+        xmin = max(int(rounded(center - width) + 0.5), 0)
+        total += min(max(min(int(rounded(center + width) + 0.5), input_size) - xmin, 0), widest)
     return total
 
 
-def _area_scale(n_in: int, n_out: int, align_corners: bool, scale_factor: float | None) -> float:
-    """Input pixels per output pixel, as torch's ``area_pixel_compute_scale``: ``(in - 1) / (out - 1)``
-    with aligned corners, else ``1 / scale_factor`` where the kernel is given one, else ``in / out``."""
+def _area_scale(n_in: int, n_out: int, align_corners: bool, scale_factor: float | None, float64: bool) -> float:
+    """Input pixels per output pixel, as torch's ``area_pixel_compute_scale`` gives it in the
+    input's dtype: ``(in - 1) / (out - 1)`` with aligned corners, else ``1 / scale_factor`` where
+    the kernel is given one, else ``in / out``."""
+    rounded = (lambda x: x) if float64 else _f32
     if align_corners:
-        return (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
-    return 1.0 / scale_factor if scale_factor is not None and scale_factor > 0 else n_in / n_out
+        return rounded((n_in - 1) / (n_out - 1)) if n_out > 1 else 0.0
+    return rounded(1.0 / scale_factor) if scale_factor is not None and scale_factor > 0 else rounded(n_in / n_out)
 
 
 @formula("interpolate")
 def interpolate(input_shape: Shape, size: int | Sequence[int] | None = None,
                 scale_factor: float | Sequence[float] | None = None, mode: str = "nearest",
                 align_corners: bool | None = None, recompute_scale_factor: bool | None = None,
-                antialias: bool = False) -> OpCost:
+                antialias: bool = False, float64: bool = False) -> OpCost:
     """``F.interpolate`` / ``nn.Upsample`` over ``(N, C, *spatial)``.
 
     Output size: ``size``, else ``floor(in * scale_factor)``. flops: output elements x
@@ -148,8 +162,9 @@ def interpolate(input_shape: Shape, size: int | Sequence[int] | None = None,
     With ``antialias`` (bilinear, bicubic, lanczos; Pillow's resampling) the filter widens
     with the downscale factor and is applied separably, as torch's CPU kernel does: the
     width pass reads :func:`antialias_taps` per row of ``N C H``, then the height pass per
-    column of ``N C W_out``; a dimension whose size does not change has no pass. (torch's
-    CUDA kernel applies both windows per output: the product of the two, more work.)
+    column of ``N C W_out``; a dimension whose size does not change has no pass; ``float64``:
+    the windows as torch computes them for a float64 or uint8 input. (torch's CUDA kernel
+    applies both windows per output: the product of the two, more work.)
     mem_access: input + output. Refused as ``F.interpolate`` refuses them: an input rank
     the mode does not take (``linear`` 3-D, ``bilinear`` / ``bicubic`` / ``lanczos`` 4-D,
     ``trilinear`` 5-D, nearest and area 3-D to 5-D), both or neither of ``size`` and
@@ -203,8 +218,9 @@ def interpolate(input_shape: Shape, size: int | Sequence[int] | None = None,
         flops = 0
         for length, n_in, n_out, axis in ((n * c * h, w, w_out, 1), (n * c * w_out, h, h_out, 0)):
             if n_in != n_out:
-                scale = _area_scale(n_in, n_out, bool(align_corners), None if factors is None else factors[axis])
-                flops += length * antialias_taps(n_in, n_out, scale, ANTIALIAS_SUPPORT[mode])
+                scale = _area_scale(n_in, n_out, bool(align_corners), None if factors is None else factors[axis],
+                                    float64)
+                flops += length * antialias_taps(n_in, n_out, scale, ANTIALIAS_SUPPORT[mode], float64)
         return OpCost(Cost(flops=flops, mem_access=numel(input_shape) + numel(out)), out,
                       Category("resample", f"interpolate_{mode}_antialias"))
     taps = INTERPOLATION_TAPS[mode]

@@ -458,11 +458,12 @@ def _reduction(input_shape: Shape, dims=None, keepdim: bool = False, op: str = "
 
 @backward_rule("interpolate")
 def _interpolate(input_shape: Shape, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
-                 recompute_scale_factor=None, antialias: bool = False, *, needs: Needs) -> Backward:
+                 recompute_scale_factor=None, antialias: bool = False, float64: bool = False, *,
+                 needs: Needs) -> Backward:
     """Interpolation: each output gradient is scattered to its taps (the forward's flops); only
     the sizes are needed, nothing is saved."""
     forward = _forward("interpolate", input_shape, size, scale_factor, mode, align_corners, recompute_scale_factor,
-                       antialias)
+                       antialias, float64)
     return Backward(0, 0, forward.cost.flops, ())
 
 

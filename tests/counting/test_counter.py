@@ -363,6 +363,9 @@ def test_pdist_output_is_torchs_vector_of_pair_distances() -> None:
     [row] = stats.records
     assert row.output_shape == (6,) and row.cost.madds == 96 and not row.note
     assert row.cost.mem_access == 4 * 16 + 6  # the 4 rows once and the 6 distances: not 16 features per pair
+    # one row has no pair: torch's _pdist_forward returns the empty result before it reads the input
+    [one] = archstat.count(_Pdist(), (1, 16)).records
+    assert one.output_shape == (0,) and one.cost.mem_access == 0 and tuple(F.pdist(torch.rand(1, 16)).shape) == (0,)
     with pytest.raises(CountError, match="pdist only supports 2D tensors, got: 3D"):  # torch refuses it
         archstat.count(_Pdist(), (2, 4, 16))
 

@@ -303,6 +303,15 @@ def test_antialiased_interpolation_is_counted_with_its_wider_filter(call) -> Non
     assert plain.cost.flops == 2 * 64
 
 
+def test_antialiased_windows_follow_the_input_dtype() -> None:
+    # 7 -> 3 bilinear with antialias along the width: torch's kernel, computing the windows in float32, reads
+    # 13 inputs (tests/formulas/test_shapes.py probes it with NaNs); in float64 its windows are 12
+    resize = Fn(lambda x: F.interpolate(x, size=(1, 3), mode="bilinear", antialias=True))
+    flops = {dtype: count(resize, example_inputs=(torch.rand(1, 1, 1, 7, dtype=dtype),)).flops
+             for dtype in (torch.float32, torch.float64)}
+    assert flops == {torch.float32: 13, torch.float64: 12}
+
+
 def test_grid_sample() -> None:
     # bilinear sampling of 1x4x16x16 at a 5x7 grid: 4*5*7 = 140 outputs at 4 taps = 560 flops;
     # memory: input 1,024 + grid 70 + output 140

@@ -176,21 +176,24 @@ def test_interpolate_takes_the_ranks_torch_takes_for_each_mode(mode: str, rank: 
     assert interpolate(shape, scale_factor=2, mode=mode).output_shape == expected
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("mode", ["bilinear", "bicubic", "lanczos"])
-def test_antialiased_windows_are_torchs(mode: str) -> None:
-    """The oracle is torch's own kernel: resample n one-hot rows along the width (the height kept, so
-    one pass) and count the outputs each input reaches; summed over the inputs that is the number of
-    taps. The scale factors are not ratios of small integers, so no window ends on an exact zero of
-    the filter (where torch multiplies by 0 and the impulse would hide the tap)."""
-    for n_in in (5, 13, 37, 64):
-        for factor in (0.137, 0.31, 0.77, 1.37, 2.71):
-            if floor(n_in * factor) < 1:
-                continue
-            impulses = torch.eye(n_in, dtype=torch.float64).reshape(n_in, 1, 1, n_in)
-            out = F.interpolate(impulses, scale_factor=(1.0, factor), mode=mode, antialias=True)
-            reached = int((out != 0).sum())
-            assert interpolate((1, 1, 1, n_in), scale_factor=(1.0, factor), mode=mode,
-                               antialias=True).cost.flops == reached, (n_in, factor)
+def test_antialiased_windows_are_torchs(mode: str, dtype: torch.dtype) -> None:
+    """The oracle is torch's own kernel: resample n rows along the width (the height kept, so one
+    pass), row k holding a NaN at input k and zeros elsewhere, and count the NaN outputs: every
+    output whose window reads input k, with a zero weight too (0 * NaN is NaN). Summed over the
+    rows that is the number of taps. torch computes the windows in the input's dtype (a float32
+    window edge can differ by one pixel from float64's), so both are checked."""
+    for n_in in (5, 7, 13, 37, 64):
+        sizes = [dict(size=(1, n_out)) for n_out in (1, 3, 4, 9, 16, 23, 50)]
+        factors = [dict(scale_factor=(1.0, f)) for f in (0.137, 0.31, 0.77, 1.37, 2.71) if floor(n_in * f) >= 1]
+        for kwargs in sizes + factors:
+            probes = torch.zeros(n_in, 1, 1, n_in, dtype=dtype)
+            probes[range(n_in), 0, 0, range(n_in)] = float("nan")
+            reached = int(F.interpolate(probes, mode=mode, antialias=True, **kwargs).isnan().sum())
+            counted = interpolate((1, 1, 1, n_in), mode=mode, antialias=True, float64=dtype == torch.float64,
+                                  **kwargs).cost.flops
+            assert counted == reached, (n_in, kwargs)
 
 
 @pytest.mark.parametrize("kwargs", [dict(size=(8,)), dict(scale_factor=(2.0, 2.0, 2.0)),

@@ -195,6 +195,9 @@ def test_bad_sweep_arguments_fail_in_one_line_before_any_work(tmp_path: Path) ->
                  ["--models", "resnet18", "--out", str(tmp_path / "s.sqlite"), "--timeout", "nan"],
                  ["--models", "resnet18", "--out", str(tmp_path / "s.sqlite"), "--sizes", "224x"],
                  ["--models", "resnet18", "--out", str(tmp_path / "s.sqlite"), "--metrics", ""],
+                 # beyond SQLite's int64: was an internal OverflowError when the row was stored
+                 ["--models", "resnet18", "--out", str(tmp_path / "s.sqlite"), "--batch", "99999999999999999999"],
+                 ["--models", "resnet18", "--out", str(tmp_path / "s.sqlite"), "--sizes", "64,,32"],
                  ["--models", "resnet18", "--out", ""]):
         assert main(["sweep", *args]) == 2
     assert list(tmp_path.iterdir()) == [folder]  # nothing was created

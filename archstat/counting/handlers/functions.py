@@ -477,6 +477,8 @@ def _interpolate(args: tuple, kwargs: dict, out: Any, name: str = "interpolate")
         if name == "interpolate":
             options.update(recompute_scale_factor=arg(args, kwargs, 5, "recompute_scale_factor"),
                            antialias=bool(arg(args, kwargs, 6, "antialias", False)))
+            if options["antialias"]:  # torch computes the windows in the input's dtype (double for uint8)
+                options.update(float64=x.dtype in (torch.float64, torch.uint8))
     return FormulaCall("interpolate", (shape_of(x),), options)
 
 
