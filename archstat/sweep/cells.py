@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 from archstat.errors import ArchstatError
-from archstat.grammar import DEFAULT_SIZE
+from archstat.grammar import DEFAULT_SIZE, size_text
 
 __all__ = ["Cell", "METRICS", "TIMING_METRICS", "expand_cells", "parse_metrics", "variants"]
 
@@ -46,6 +46,10 @@ class Cell:
     batch: int
     metric: str
     variant: str = ""
+
+    def __post_init__(self) -> None:  # a side given as a number (224), or spelled 224x224, is the cell "224"
+        if self.size is not None:
+            object.__setattr__(self, "size", size_text(str(self.size)))
 
     @property
     def key(self) -> str:

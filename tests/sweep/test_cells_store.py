@@ -23,6 +23,9 @@ def test_a_cell_key_names_everything_and_reads_back() -> None:
     cell = Cell("timm:convnext_tiny", "224", 8, "latency")
     assert cell.key == "timm:convnext_tiny|224|b8|latency" and Cell.from_key(cell.key) == cell
     assert Cell.from_key("resnet50|default|b1|count") == Cell("resnet50", None, 1, "count")
+    # one cell however its side is written (an int before schema 3)
+    assert Cell("resnet50", 224, 1, "count") == Cell("resnet50", "224x224", 1, "count") == Cell("resnet50", "224", 1,
+                                                                                              "count")
     assert cell.timing and not Cell("resnet50", None, 1, "train").timing
 
 
