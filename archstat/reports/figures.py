@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable, Sequence, cast
+from typing import Callable, Sequence
 
 import matplotlib
 
@@ -68,10 +68,12 @@ def save_figure(fig: matplotlib.figure.Figure, stem: Path) -> list[Path]:
 
 def marker_boxes(ax: matplotlib.axes.Axes) -> list[Bbox]:
     """The display-space square around every scatter marker in ``ax`` (side: the marker's size,
-    ``sqrt(s)`` points, plus its edge)."""
+    ``sqrt(s)`` points, plus its edge). Other collections (error bars' lines) have no markers."""
     boxes = []
     scale = ax.figure.dpi / 72.0
-    for collection in cast(Sequence[PathCollection], ax.collections):  # the scatter markers
+    for collection in ax.collections:
+        if not isinstance(collection, PathCollection):
+            continue
         offsets = collection.get_offset_transform().transform(collection.get_offsets())
         sizes = collection.get_sizes()
         widths = collection.get_linewidths()  # type: ignore[attr-defined]  # an alias matplotlib's stubs lack

@@ -154,3 +154,17 @@ def test_figures_are_written_at_print_resolution(tmp_path: Path) -> None:
     with Image.open(png) as image:
         assert image.width >= 3.0 * PRINT_DPI and round(image.info["dpi"][0]) == PRINT_DPI == 300
     assert pdf.read_bytes().startswith(b"%PDF")
+
+
+def test_labels_are_placed_beside_error_bars_too() -> None:
+    # error bars draw a LineCollection beside the scatter's PathCollection: it has no marker sizes, and
+    # place_labels raised AttributeError ('get_sizes') on such axes
+    from archstat.reports.figures import marker_boxes, place_labels, plt
+
+    fig, ax = plt.subplots()
+    ax.errorbar([1, 2, 3], [1, 2, 3], yerr=0.2, fmt="none")
+    ax.scatter([1, 2, 3], [1, 2, 3], s=30)
+    assert len(marker_boxes(ax)) == 3  # the three scatter markers, nothing for the bars
+    place_labels(ax, [1, 2, 3], [1, 2, 3], ["a", "b", "c"], [30, 30, 30])
+    assert sorted(t.get_text() for t in ax.texts) == ["a", "b", "c"]
+    plt.close(fig)
