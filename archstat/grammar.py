@@ -88,9 +88,10 @@ def size_text(text: str) -> str:
 
 
 def square_side(text: str) -> int | None:
-    """The side of a square image size (``"224"``, ``"224x224"``), None for any other."""
+    """The side of a size whose height and width are equal (``"224"``, ``"224x224"``,
+    ``"3x224x224"``, ``"3x16x112x112"``), None for any other."""
     dims = size_dims(text)
-    return dims[0] if len(dims) == 1 or len(dims) == 2 and dims[0] == dims[1] else None
+    return dims[-1] if len(dims) == 1 or dims[-1] == dims[-2] else None
 
 
 def parse_sizes(text: str | None) -> list[str | None]:

@@ -46,7 +46,8 @@ def test_a_models_input_at_a_side() -> None:
     assert resolve_inputs("raft_small", "128", 1) == ((1, 3, 128, 128), (1, 3, 128, 128))  # both frames
 
 
-@pytest.mark.parametrize("text, side", [("224", 224), ("224x224", 224), ("224x160", None), ("3x224x224", None)])
+@pytest.mark.parametrize("text, side", [("224", 224), ("224x224", 224), ("224x160", None), ("3x224x224", 224),
+                                        ("3x16x112x112", 112), ("3x224x160", None)])
 def test_square_side(text: str, side: int | None) -> None:
     assert square_side(text) == side
 

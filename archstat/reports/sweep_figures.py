@@ -77,7 +77,7 @@ def sweep_points(db: str | Path) -> tuple[list[SweepPoint], list[str]]:
         rows = store.rows(status="ok")
     counts: dict[tuple[str, int | str], dict] = {}
     latencies: dict[tuple[str, int | str], dict[str, tuple[int, float]]] = {}
-    for row in rows:  # a square size is keyed by its side, the published one too; any other by its text
+    for row in rows:  # a square size is keyed by its side (224, 3x224x224), the published one too; others by text
         side = (square_side(row["size"]) or row["size"]) if row["size"] is not None \
             else _published_side(row["model"], default_input_size)
         key = (row["model"], side)

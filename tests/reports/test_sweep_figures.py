@@ -128,6 +128,7 @@ def test_a_model_at_several_sizes_is_one_point_per_size(tmp_path: Path) -> None:
         store.put(_count_row("timm:resnet18", "224", 1, 1.8))
         store.put(_count_row("timm:resnet18", "288", 1, 3.0))
         store.put(_count_row("timm:resnet18", "224x288", 1, 2.4))  # published accuracies are of square crops
+        store.put(_count_row("mobilenet_v2", "3x224x224", 8, 8 * 0.3))  # the same input as 224: one point
         cell = Cell("alexnet", "224", 1, "latency")  # timed, never counted: nothing to plot it at
         store.put({"cell": cell.key, "machine": "box/cpu", "target": "box/cpu", "model": "alexnet", "size": "224",
                    "batch": 1, "metric": "latency", "status": "ok", "median_ms": 5.0})
