@@ -34,7 +34,7 @@ from archstat.counting.shadow import has_uninitialized, shadow_copy, unique_tens
 from archstat.counting.stats import ModelStats, format_shape
 from archstat.errors import ArchstatError, CountError, InputShapeError, RefusedError, UncountedOpWarning
 from archstat.formulas.training import OPTIMIZERS
-from archstat.grammar import parse_input_shape, parse_input_size, sample_size
+from archstat.grammar import parse_batches, parse_input_shape, parse_input_size, sample_size
 from archstat.models import input_spec, model_builder
 
 __all__ = ["count", "parse_input_size", "parse_input_shape", "resolve_inputs"]
@@ -44,8 +44,7 @@ def resolve_inputs(name: str, size: str | None, batch: int) -> Any:
     """The ``input_shape`` of model ``name`` for ``--input-size`` text (``None``: the published
     size; a side or ``HxW`` keeps the model's channels and frames: :func:`~archstat.grammar.sample_size`)
     and a batch: a detector gets a list of ``batch`` images, RAFT two frames."""
-    if batch < 1:
-        raise ArchstatError(f"--batch must be at least 1, got {batch}")
+    [batch] = parse_batches(batch)  # the one batch rule: at least 1, within int64
     spec = input_spec(name)
     sample = sample_size(size, spec.size) if size is not None else spec.size
     check_shapes((batch, *sample))  # the batch as one tensor, also where it is a list of images: torch's limit

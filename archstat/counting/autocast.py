@@ -7,8 +7,8 @@ casts, as autocast does, the inputs of the ops it runs in lower precision
 (convolutions, matrix products, attention: :data:`LOWER_PRECISION`) to the autocast dtype,
 and those of the ops it runs in float32 (:data:`FLOAT32`: losses, and on CUDA softmax,
 norms, exp, log ...; torchvision's detection ops) to float32; every other op runs in its
-inputs' dtype (mixed inputs promote). A parameter's cast is made once per forward pass (autocast caches the casts of
-leaf tensors); an activation's each time. The casts are new tensors: what the
+inputs' dtype (mixed inputs promote). A parameter's cast is made once per forward pass
+(autocast caches the casts of leaf tensors); an activation's each time. The casts are new tensors: what the
 lower-precision ops save for backward. The lists are torch 2.14's
 (``aten/src/ATen/autocast_mode.cpp``, the "autocast op reference" of torch's AMP docs),
 by archstat's normalised op names.
@@ -57,8 +57,8 @@ RESTORES_DTYPE = _TORCHVISION["cuda"] - {"nms"}
 #: Ops autocast runs in float32, per device type.
 FLOAT32 = {
     "cpu": _LOSSES | _TORCHVISION["cpu"] | {"grid_sample", "prod", "cdist", "stft", "max_pool3d", "avg_pool3d",
-                                     "adaptive_avg_pool3d", "max_unpool2d", "max_unpool3d", "fractional_max_pool2d",
-                                     "fractional_max_pool3d"},
+                                            "adaptive_avg_pool3d", "max_unpool2d", "max_unpool3d",
+                                            "fractional_max_pool2d", "fractional_max_pool3d"},
     "cuda": _LOSSES | {"acos", "asin", "cosh", "erfinv", "exp", "expm1", "log", "log10", "log2", "log1p",
                        "reciprocal", "rsqrt", "sinh", "tan", "pow", "softplus", "layer_norm", "group_norm",
                        "norm", "normalize", "cosine_similarity", "pdist", "cdist", "renorm", "logsumexp",

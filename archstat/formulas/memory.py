@@ -88,10 +88,9 @@ def pad(input_shape: Shape, padding: Sequence[int]) -> OpCost:
     return OpCost(Cost(mem_access=numel(input_shape) + numel(out)), tuple(out), _moves("pad"))
 
 
-#: Input elements combined per output element by each interpolation mode (without
-#: anti-aliasing; ``area`` is adaptive average pooling, counted as :func:`adaptive_pool`).
-INTERPOLATION_TAPS = {"nearest": 1, "nearest-exact": 1, "area": 1, "linear": 2, "bilinear": 4,
-                      "trilinear": 8, "bicubic": 16}
+#: Input elements combined per output element by each interpolation mode without anti-aliasing
+#: (``area`` is not one: torch runs adaptive average pooling for it, counted as :func:`adaptive_pool`).
+INTERPOLATION_TAPS = {"nearest": 1, "nearest-exact": 1, "linear": 2, "bilinear": 4, "trilinear": 8, "bicubic": 16}
 
 #: The anti-aliased filters' half-widths at scale 1, in input pixels: ``interp_size / 2`` in torch's
 #: ``UpSampleKernel.cpp`` (triangle 2 taps, Keys cubic 4, Lanczos-3 6), as in Pillow's ``Resample.c``.

@@ -196,7 +196,8 @@ def test_area_interpolation_is_the_adaptive_average_pool_torch_runs() -> None:
     # F.interpolate(mode="area") calls adaptive_avg_pool2d: 8x8 -> 4x4 averages 2x2 windows, 16 x 4 = 64
     # per channel, not one tap per output
     assert interpolate((1, 3, 8, 8), scale_factor=0.5, mode="area").cost.flops == 3 * 64
-    assert interpolate((1, 3, 8, 8), scale_factor=0.5, mode="area").cost == adaptive_pool((1, 3, 8, 8), 4).cost
+    # memory access as torch's pool reads and writes it: the 3 x 64 inputs and the 3 x 16 outputs once
+    assert interpolate((1, 3, 8, 8), scale_factor=0.5, mode="area").cost.mem_access == 3 * 64 + 3 * 16
 
 
 @pytest.mark.parametrize("kwargs, message", [
