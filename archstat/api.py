@@ -376,11 +376,12 @@ def _run(model: nn.Module, param_names: dict[int, str], inputs: Inputs, where: s
         if where == "meta" and meta_limitation(exc):
             raise _MetaLimit(f"{where_text}: {_one_line(exc)}") from None
         raise CountError(f"{name} on input {shape_text}: {where_text} failed: {_one_line(exc)}") from None
-    named_params = dict(model.named_parameters())
-    params = sum(p.numel() for p in named_params.values())
+    parameters = counter.model_parameters()
+    params = sum([p.numel() for p in parameters])
+    if not all(id(p) in param_names for p in parameters):  # registered by the forward: named where they are
+        param_names = {**{id(p): n for n, p in model.named_parameters()}, **param_names}
     used = counter.attributed
-    unused = {param_names.get(id(p), n): p.numel() for n, p in named_params.items()
-              if param_names.get(id(p), n) not in used}
+    unused = {qualified: p.numel() for p in parameters if (qualified := param_names[id(p)]) not in used}
     notes = list(counter.mismatches)
     if unused:
         heads = _outermost({n.rpartition(".")[0] or n for n in unused})

@@ -62,7 +62,7 @@ from archstat.counting.autocast import cast_target, restores_dtype
 from archstat.counting.handlers import (BOOL_RESULT, FREE, FREE_FUNCTIONS, METADATA_FUNCTIONS, SHAPE_ONLY_FUNCTIONS,
                                         UNCOUNTED, FormulaCall, ModuleRule, NeedsValuesError, RefusedOpError,
                                         call_handler, handler_for_module, normalise_name)
-from archstat.counting.shadow import META, UNINITIALIZED
+from archstat.counting.shadow import UNINITIALIZED, meta_empty
 from archstat.counting.stats import OpRecord, TensorRef, format_shape
 from archstat.errors import FormulaMismatchWarning, InputShapeError, InputTooSmallError, RefusedError
 from archstat.formulas import Cost, EmptyOutputError, OpCost, ShapeError
@@ -289,7 +289,7 @@ def _subtree_tensors(modules: Sequence[nn.Module], attr: str) -> list[torch.Tens
 
 def _empty(shape: tuple[int, ...], dtype: torch.dtype, requires_grad: bool) -> torch.Tensor:
     """A contiguous meta stand-in; it needs a gradient where autograd would give it one."""
-    out = torch.empty(shape, dtype=dtype, device=META)
+    out = meta_empty(shape, dtype)
     return _with_grad(out) if requires_grad and torch.is_grad_enabled() else out
 
 
@@ -298,7 +298,7 @@ def _module_stand_in(info: _ModuleInfo, x: torch.Tensor, op: OpCost,
     """The output of a module on ``x`` as its formula describes it, or None where torch must
     run it: an input off meta, not contiguous, or of another dtype than the module's (torch
     would refuse it); a formula with several outputs. ``own``: the module's tensors, usable
-    ones (see :meth:`OpCounter._own_tensors`)."""
+    ones (see :meth:`OpCounter._read_tensors`)."""
     shape = op.output_shape
     if not x.is_meta or (own[1] is not None and own[1] != x.dtype) or not x.is_floating_point() \
             or not x.is_contiguous() or (shape and type(shape[0]) is not int):
@@ -316,7 +316,7 @@ def _with_grad(out: torch.Tensor) -> torch.Tensor:
         return out.requires_grad_(True).clone()
 
 
-#: A handled module's parameters (see :meth:`OpCounter._owned_params`): ``(canonical name,
+#: A handled module's parameters (see :meth:`OpCounter._read_tensors`): ``(canonical name,
 #: tensor)`` pairs, the set of those names, their elements, and the tensors alone.
 _Owned = tuple[list[tuple[str, torch.Tensor]], frozenset[str], int, list[torch.Tensor]]
 
@@ -338,7 +338,7 @@ class _ModuleInfo:
         self.same_dtype = same_dtype  # its input must have its weights' dtype (see _SAME_DTYPE_PRODUCTS)
         self.floating = floating  # its input must be floating-point (see _FLOATING_INPUT)
         self.owned: _Owned | None = None
-        self.tensors: tuple[bool, torch.dtype | None, bool] | None = None  # see OpCounter._own_tensors
+        self.tensors: tuple[bool, torch.dtype | None, bool] | None = None  # see OpCounter._read_tensors
 
 
 class OpCounter:
@@ -388,6 +388,10 @@ class OpCounter:
                     key, nbytes = self._storage_key(t)
                     fixed[id(t)] = (t, _tensor_ref((key, nbytes, t.element_size(), True, t.requires_grad)))
         self._param_keys = {r.key for _, r in fixed.values()}
+
+    def model_parameters(self) -> list[torch.Tensor]:
+        """``list(model.parameters())`` now (a forward may register new ones), without its generators."""
+        return _subtree_tensors([m for _, m in _named_subtree(self.model)], "_parameters")
 
     @property
     def tensor_refs(self) -> list[TensorRef]:
@@ -568,19 +572,30 @@ class OpCounter:
         t = self._params_by_name.get(name)
         return t.numel() if t is not None and not isinstance(t, UNINITIALIZED) else 0
 
-    def _owned_params(self, info: _ModuleInfo, module: nn.Module) -> _Owned:
-        """Canonical names and tensors of the parameters of ``module``'s subtree (a handled
-        module answers for all of it: nn.MultiheadAttention owns out_proj), the set of those
-        names, their elements and the tensors alone. Read when the module first runs, after a
-        lazy module has materialised its parameters."""
-        if info.owned is None:
-            tensors = _subtree_tensors([m for _, m in _named_subtree(module)], "_parameters") if module._modules \
-                else dict.fromkeys(p for p in module._parameters.values() if p is not None)
-            names = self._param_names
-            owned = [(names.get(id(p), ""), p) for p in tensors if not isinstance(p, UNINITIALIZED)]
-            info.owned = (owned, frozenset(n for n, _ in owned), sum(p.numel() for _, p in owned),
-                          [p for _, p in owned])
-        return info.owned
+    def _read_tensors(self, info: _ModuleInfo, module: nn.Module) -> None:
+        """Fill ``info.owned`` and ``info.tensors`` when ``module`` first runs, after a lazy module
+        has materialised its parameters:
+
+        * ``owned``: the canonical names and tensors of the parameters of ``module``'s subtree (a
+          handled module answers for all of it: nn.MultiheadAttention owns out_proj), the set of
+          those names, their elements and the tensors alone;
+        * ``tensors``: whether a stand-in may answer for ``module`` (its own floating-point
+          parameters and buffers all on meta, materialised, of one dtype), that dtype, and whether
+          any needs a gradient."""
+        own_params = module._parameters
+        tensors = _subtree_tensors([m for _, m in _named_subtree(module)], "_parameters") if module._modules \
+            else dict.fromkeys(p for p in own_params.values() if p is not None)
+        names = self._param_names
+        owned = [(names.get(id(p), ""), p) for p in tensors if not isinstance(p, UNINITIALIZED)]
+        info.owned = (owned, frozenset([n for n, _ in owned]), sum([p.numel() for _, p in owned]),
+                      [p for _, p in owned])
+        usable, dtype, grad = True, None, False
+        for t in itertools.chain(own_params.values(), module._buffers.values()):
+            if t is None or not t.is_floating_point():
+                continue
+            usable = usable and t.is_meta and not isinstance(t, UNINITIALIZED) and t.dtype == (dtype or t.dtype)
+            dtype, grad = dtype or t.dtype, grad or t.requires_grad
+        info.tensors = (usable, dtype, grad)
 
     def _count_module(self, module: nn.Module, info: _ModuleInfo, forward: Callable[..., Any], args: tuple,
                       kwargs: dict) -> Any:
@@ -608,7 +623,9 @@ class OpCounter:
             else:
                 inputs = flat_tensors(args) + flat_tensors(kwargs) if kwargs else flat_tensors(args)
                 in_shapes = tuple([tuple(t.shape) for t in (inputs if not kwargs else flat_tensors(args))])
-            own = info.tensors or self._own_tensors(module, info)
+            if info.tensors is None:
+                self._read_tensors(info, module)
+            own = cast(tuple[bool, torch.dtype | None, bool], info.tensors)
             if info.same_dtype and inputs and own[1] is not None and inputs[0].dtype != own[1] \
                     or info.floating and inputs and not inputs[0].is_floating_point():
                 weights = f"its weights are {str(own[1]).removeprefix('torch.')}" if own[1] is not None \
@@ -635,7 +652,7 @@ class OpCounter:
                     self.refs(flat_tensors(output))  # nn.Flatten's copy of a strided input: made by a call seen
             return output
         with _no_torch_function():  # its row
-            owned, owned_names, held, owned_tensors = info.owned or self._owned_params(info, module)
+            owned, owned_names, held, owned_tensors = cast(_Owned, info.owned)
             attributed = self._attributed
             fresh = owned_names.isdisjoint(attributed)  # none of its parameters was used before
             note = ""
@@ -662,20 +679,6 @@ class OpCounter:
             self._record(info.name or cls.__name__, info.name, cls.__name__, call, op, in_shapes, output, params, note,
                          cls, operands, info.inplace, read, stand_in is not None)
         return output
-
-    def _own_tensors(self, module: nn.Module, info: _ModuleInfo) -> tuple[bool, torch.dtype | None, bool]:
-        """Whether a stand-in may answer for ``module`` (its own floating-point tensors all on
-        meta, materialised, of one dtype), that dtype, and whether any needs a gradient. Read
-        when the module first runs."""
-        if info.tensors is None:
-            usable, dtype, grad = True, None, False
-            for t in (*module._parameters.values(), *module._buffers.values()):
-                if t is None or not t.is_floating_point():
-                    continue
-                usable = usable and t.is_meta and not isinstance(t, UNINITIALIZED) and t.dtype == (dtype or t.dtype)
-                dtype, grad = dtype or t.dtype, grad or t.requires_grad
-            info.tensors = (usable, dtype, grad)
-        return info.tensors
 
     def _attention_stand_in(self, module: nn.Module, args: tuple, kwargs: dict, inputs: list[torch.Tensor],
                             own: tuple[bool, torch.dtype | None, bool]
@@ -751,8 +754,7 @@ class OpCounter:
         shape = cast(tuple[int, ...], op.output_shape)  # shape-only ops have one output
         channels_last = len(shape) == 4 and first.dim() == 4 and not first.is_contiguous() \
             and first.is_contiguous(memory_format=torch.channels_last)
-        out = torch.empty(shape, dtype=dtype, device=META, memory_format=torch.channels_last) if channels_last \
-            else torch.empty(shape, dtype=dtype, device=META)
+        out = meta_empty(shape, dtype, torch.channels_last if channels_last else torch.contiguous_format)
         if torch.is_grad_enabled() and out.is_floating_point() and any(t.requires_grad for t in tensors):
             out = _with_grad(out)  # the stand-in carries what autograd would: a gradient is needed
         return call, op, out
@@ -1080,7 +1082,7 @@ def _reshape_layout(args: tuple, kwargs: dict) -> torch.Tensor | None:
     if any(d < 0 for d in dims) or prod(dims) != numel:
         return None  # a size torch refuses: let it say why
     if x.is_contiguous() or _viewable(tuple(x.shape), x.stride(), dims):
-        return x.view(dims)
+        return x.view(*dims) if dims else x.view(())  # sizes one by one: parsed faster than a list
     return _empty(tuple(dims), x.dtype, False)
 
 
