@@ -294,7 +294,7 @@ def _empty(shape: tuple[int, ...], dtype: torch.dtype, requires_grad: bool) -> t
 
 
 def _module_stand_in(info: _ModuleInfo, x: torch.Tensor, op: OpCost,
-                     own: tuple[bool, torch.dtype | None, bool]) -> torch.Tensor | None:
+                     own: _OwnTensors) -> torch.Tensor | None:
     """The output of a module on ``x`` as its formula describes it, or None where torch must
     run it: an input off meta, not contiguous, or of another dtype than the module's (torch
     would refuse it); a formula with several outputs. ``own``: the module's tensors, usable
@@ -319,6 +319,8 @@ def _with_grad(out: torch.Tensor) -> torch.Tensor:
 #: A handled module's parameters (see :meth:`OpCounter._read_tensors`): ``(canonical name,
 #: tensor)`` pairs, the set of those names, their elements, and the tensors alone.
 _Owned = tuple[list[tuple[str, torch.Tensor]], frozenset[str], int, list[torch.Tensor]]
+#: Whether a stand-in may answer for a handled module, its tensors' dtype, whether one needs a gradient.
+_OwnTensors = tuple[bool, torch.dtype | None, bool]
 
 
 class _ModuleInfo:
@@ -338,7 +340,7 @@ class _ModuleInfo:
         self.same_dtype = same_dtype  # its input must have its weights' dtype (see _SAME_DTYPE_PRODUCTS)
         self.floating = floating  # its input must be floating-point (see _FLOATING_INPUT)
         self.owned: _Owned | None = None
-        self.tensors: tuple[bool, torch.dtype | None, bool] | None = None  # see OpCounter._read_tensors
+        self.tensors: _OwnTensors | None = None  # see OpCounter._read_tensors
 
 
 class OpCounter:
@@ -572,9 +574,9 @@ class OpCounter:
         t = self._params_by_name.get(name)
         return t.numel() if t is not None and not isinstance(t, UNINITIALIZED) else 0
 
-    def _read_tensors(self, info: _ModuleInfo, module: nn.Module) -> None:
-        """Fill ``info.owned`` and ``info.tensors`` when ``module`` first runs, after a lazy module
-        has materialised its parameters:
+    def _read_tensors(self, info: _ModuleInfo, module: nn.Module) -> tuple[_Owned, _OwnTensors]:
+        """Fill (and return) ``info.owned`` and ``info.tensors`` when ``module`` first runs, after a
+        lazy module has materialised its parameters:
 
         * ``owned``: the canonical names and tensors of the parameters of ``module``'s subtree (a
           handled module answers for all of it: nn.MultiheadAttention owns out_proj), the set of
@@ -596,6 +598,7 @@ class OpCounter:
             usable = usable and t.is_meta and not isinstance(t, UNINITIALIZED) and t.dtype == (dtype or t.dtype)
             dtype, grad = dtype or t.dtype, grad or t.requires_grad
         info.tensors = (usable, dtype, grad)
+        return info.owned, info.tensors
 
     def _count_module(self, module: nn.Module, info: _ModuleInfo, forward: Callable[..., Any], args: tuple,
                       kwargs: dict) -> Any:
@@ -623,9 +626,7 @@ class OpCounter:
             else:
                 inputs = flat_tensors(args) + flat_tensors(kwargs) if kwargs else flat_tensors(args)
                 in_shapes = tuple([tuple(t.shape) for t in (inputs if not kwargs else flat_tensors(args))])
-            if info.tensors is None:
-                self._read_tensors(info, module)
-            own = cast(tuple[bool, torch.dtype | None, bool], info.tensors)
+            own = info.tensors or self._read_tensors(info, module)[1]
             if info.same_dtype and inputs and own[1] is not None and inputs[0].dtype != own[1] \
                     or info.floating and inputs and not inputs[0].is_floating_point():
                 weights = f"its weights are {str(own[1]).removeprefix('torch.')}" if own[1] is not None \
@@ -652,7 +653,7 @@ class OpCounter:
                     self.refs(flat_tensors(output))  # nn.Flatten's copy of a strided input: made by a call seen
             return output
         with _no_torch_function():  # its row
-            owned, owned_names, held, owned_tensors = cast(_Owned, info.owned)
+            owned, owned_names, held, owned_tensors = info.owned or self._read_tensors(info, module)[0]
             attributed = self._attributed
             fresh = owned_names.isdisjoint(attributed)  # none of its parameters was used before
             note = ""
@@ -681,7 +682,7 @@ class OpCounter:
         return output
 
     def _attention_stand_in(self, module: nn.Module, args: tuple, kwargs: dict, inputs: list[torch.Tensor],
-                            own: tuple[bool, torch.dtype | None, bool]
+                            own: _OwnTensors
                             ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
         """``nn.MultiheadAttention``'s ``(output, weights)`` as its forward returns them: the
         output ``(L, N, E)`` (transposed to ``(N, L, E)`` with ``batch_first``, ``(L, E)``

@@ -211,11 +211,15 @@ class _Copier:
                         break
                 else:
                     continue
+            if kind in _EMPTY_CONTAINERS and not v:  # most of nn.Module's own dictionaries (hooks, flags ...)
+                found = memo.get(id(v))
+                if found is None:
+                    found = memo[id(v)] = kind()
+                state[key] = found
+                continue
             role = _ROLES.get(key)
             if role is None:
                 state[key] = self.value(v)
-            elif not v:  # most of nn.Module's own dictionaries (hooks, flags, no parameters ...): empty
-                state[key] = memo[id(v)] = kind()
             elif role == "parameters":
                 params = state[key] = memo[id(v)] = kind()
                 for name, p in v.items():
