@@ -2,11 +2,11 @@
 
 Wall-clock timings on this shared machine vary by up to 2x between runs (README, Benchmarks), so a
 change of a few percent in archstat's own work is invisible in them. callgrind counts the instructions
-the process executes, whatever else runs beside it: with string hashing fixed (``PYTHONHASHSEED=0``) runs of
-the same step on the same model gave counts within 0.2% of each other (addresses still vary, and with
-them the probing of dicts keyed by ``id``), and two versions of the code can be compared side by side. (It counts instructions, not
-cache misses or stalls: it ranks changes to Python code, where nearly all of the cost is the
-interpreter's instructions; it is not a latency.)
+the process executes, whatever else runs beside it: with string hashing fixed (``PYTHONHASHSEED=0``),
+runs of the same step on the same model gave counts within 0.2% of each other (addresses still vary,
+and with them the probing of dicts keyed by ``id``), and two versions of the code can be compared side
+by side. It counts instructions, not cache misses or stalls: it ranks changes to Python code, where
+nearly all of the cost is the interpreter's instructions; it is not a latency.
 
 For each model and step, one child process builds the model (as ``bench_count.py`` does), warms the
 step up, then runs it ``--calls`` times inside ``ascii(_Region())``. callgrind collects only while
