@@ -186,6 +186,28 @@ def test_unused_parameters_are_in_params_and_reported() -> None:
     assert any("never used" in n for n in stats.notes)
 
 
+class RegistersInForward(nn.Module):
+    """A forward that registers a parameter it never uses (a lazily made table, say)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 4)
+
+    def forward(self, x):
+        if not hasattr(self, "table"):
+            self.table = nn.Parameter(torch.zeros(5, device=x.device))
+        return self.fc(x)
+
+
+def test_a_parameter_registered_by_the_forward_is_in_params_under_its_name() -> None:
+    model = RegistersInForward()
+    stats = archstat.count(model, (1, 3))
+    # fc: 3*4 weights + 4 biases = 16, used by its row; table: 5, registered on the copy the count runs and unused
+    assert stats.params == 16 + 5
+    assert stats.unused_params == {"table": 5}
+    assert not hasattr(model, "table")  # the user's model is not the one that ran
+
+
 def test_batch_scales_work_not_parameters() -> None:
     one, four = archstat.count("resnet18", (1, 3, 64, 64)), archstat.count("resnet18", (4, 3, 64, 64))
     assert four.madds == 4 * one.madds and four.flops == 4 * one.flops and four.params == one.params
